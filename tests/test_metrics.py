@@ -1,0 +1,238 @@
+"""Tests of i2r_utils.metrics against hand-computed cases and independent computations."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage.metrics import contingency_table
+from sklearn.metrics import jaccard_score
+
+from i2r_utils.metrics import (
+    DSB_THRESHOLDS,
+    ap_at,
+    average_precision_dsb,
+    map_dsb,
+    match_instances,
+    pixel_iou,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei_stardist_example"
+
+
+def square(shape, top, left, size, label=1, out=None):
+    out = np.zeros(shape, dtype=np.int32) if out is None else out
+    out[top : top + size, left : left + size] = label
+    return out
+
+
+def brute_force_iou(true, pred):
+    t_ids = [i for i in np.unique(true) if i != 0]
+    p_ids = [j for j in np.unique(pred) if j != 0]
+    iou = np.zeros((len(t_ids), len(p_ids)))
+    for a, i in enumerate(t_ids):
+        for b, j in enumerate(p_ids):
+            inter = np.sum((true == i) & (pred == j))
+            union = np.sum((true == i) | (pred == j))
+            iou[a, b] = inter / union
+    return iou
+
+
+def random_labels(rng, shape=(40, 50), n=12):
+    """Random overlapping rectangles painted in order (later ones cover earlier ones)."""
+    img = np.zeros(shape, dtype=np.int32)
+    for k in range(1, n + 1):
+        r, c = rng.integers(0, shape[0] - 5), rng.integers(0, shape[1] - 5)
+        h, w = rng.integers(3, 15, size=2)
+        img[r : r + h, c : c + w] = k
+    return img
+
+
+# --- IoU matrix -------------------------------------------------------------------------
+
+
+def test_shifted_squares_iou_exact():
+    # 10x10 squares shifted by 2 columns: intersection 80, union 120 -> IoU 2/3.
+    true = square((30, 30), 5, 5, 10)
+    pred = square((30, 30), 5, 7, 10)
+    iou = match_instances(true, pred)
+    assert iou.shape == (1, 1)
+    assert iou[0, 0] == pytest.approx(80 / 120)
+    # shift by 1 row and 1 column: intersection 81, union 119
+    pred = square((30, 30), 6, 6, 10, label=7)
+    assert match_instances(true, pred)[0, 0] == pytest.approx(81 / 119)
+
+
+def test_iou_matrix_labels_and_order():
+    true = square((20, 20), 0, 0, 4, label=5)
+    square((20, 20), 10, 10, 4, label=2, out=true)
+    pred = square((20, 20), 10, 10, 4, label=9)
+    iou, tl, pl = match_instances(true, pred, return_labels=True)
+    np.testing.assert_array_equal(tl, [2, 5])
+    np.testing.assert_array_equal(pl, [9])
+    np.testing.assert_allclose(iou, [[1.0], [0.0]])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_iou_matrix_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    true = random_labels(rng)
+    pred = random_labels(rng)
+    np.testing.assert_allclose(match_instances(true, pred), brute_force_iou(true, pred))
+
+
+def test_intersections_agree_with_skimage_contingency_table():
+    rng = np.random.default_rng(42)
+    true = random_labels(rng, n=15)
+    pred = random_labels(rng, n=9)
+    iou, tl, pl = match_instances(true, pred, return_labels=True)
+    cont = contingency_table(true, pred).toarray()
+    inter = cont[np.ix_(tl, pl)]
+    area_t = cont[tl].sum(axis=1)
+    area_p = cont[:, pl].sum(axis=0)
+    np.testing.assert_allclose(iou, inter / (area_t[:, None] + area_p[None, :] - inter))
+
+
+def test_inputs_validated():
+    with pytest.raises(ValueError, match="same shape"):
+        match_instances(np.zeros((3, 3), int), np.zeros((3, 4), int))
+    with pytest.raises(TypeError, match="integer label image"):
+        match_instances(np.zeros((3, 3)), np.zeros((3, 3), int))
+    with pytest.raises(ValueError, match="negative"):
+        match_instances(-np.ones((3, 3), int), np.zeros((3, 3), int))
+
+
+# --- average precision -----------------------------------------------------------------
+
+
+def test_thresholds_are_dsb():
+    np.testing.assert_allclose(
+        DSB_THRESHOLDS, [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+    )
+
+
+def test_perfect_prediction_scores_one_even_with_relabelling():
+    rng = np.random.default_rng(0)
+    true = random_labels(rng)
+    pred = np.where(true > 0, true + 100, 0)
+    assert map_dsb(true, pred) == 1.0
+    assert ap_at(true, pred) == 1.0
+    assert pixel_iou(true, pred) == 1.0
+
+
+def test_ap_of_shifted_square_steps_at_its_iou():
+    true = square((30, 30), 5, 5, 10)
+    pred = square((30, 30), 5, 7, 10)  # IoU = 2/3
+    ap = average_precision_dsb(true, pred)
+    expected = (DSB_THRESHOLDS < 2 / 3).astype(float)  # 1 match below, 0/2 above
+    np.testing.assert_allclose(ap, expected)
+    assert map_dsb(true, pred) == pytest.approx(4 / 10)  # thresholds 0.50..0.65 pass
+
+
+def test_iou_exactly_at_threshold_is_not_a_match():
+    true = square((20, 20), 0, 0, 4)  # 16 px
+    pred = np.zeros_like(true)
+    pred[0:2, 0:4] = 1  # top half: IoU = 8/16 = 0.5 exactly
+    assert match_instances(true, pred)[0, 0] == 0.5
+    assert ap_at(true, pred, 0.5) == 0.0
+    assert ap_at(true, pred, 0.49) == 1.0
+
+
+def test_missing_object():
+    true = square((40, 40), 2, 2, 8, label=1)
+    square((40, 40), 20, 20, 8, label=2, out=true)
+    pred = square((40, 40), 2, 2, 8, label=1)
+    # TP = 1, FN = 1 -> 1/2 at every threshold
+    np.testing.assert_allclose(average_precision_dsb(true, pred), 0.5)
+    assert map_dsb(true, pred) == pytest.approx(0.5)
+
+
+def test_extra_object():
+    true = square((40, 40), 2, 2, 8, label=1)
+    pred = square((40, 40), 2, 2, 8, label=1)
+    square((40, 40), 20, 20, 8, label=2, out=pred)
+    square((40, 40), 30, 5, 5, label=3, out=pred)
+    # TP = 1, FP = 2 -> 1/3
+    assert map_dsb(true, pred) == pytest.approx(1 / 3)
+    assert pixel_iou(true, pred) == pytest.approx(64 / (64 + 64 + 25))
+
+
+def test_split_object():
+    # A 10x10 true object predicted as two halves of 10x6 and 10x4:
+    # IoUs 0.6 and 0.4 -> at t=0.5,0.55: TP=1, FP=1, FN=0 -> 1/2; above 0.6: TP=0 -> 0/3.
+    true = square((30, 30), 0, 0, 10)
+    pred = np.zeros_like(true)
+    pred[0:10, 0:6] = 1
+    pred[0:10, 6:10] = 2
+    np.testing.assert_allclose(match_instances(true, pred), [[0.6, 0.4]])
+    expected = np.where(DSB_THRESHOLDS < 0.6, 0.5, 0.0)
+    np.testing.assert_allclose(average_precision_dsb(true, pred), expected)
+    assert map_dsb(true, pred) == pytest.approx(2 * 0.5 / 10)
+    assert pixel_iou(true, pred) == 1.0
+
+
+def test_low_threshold_uses_one_to_one_matching():
+    # One true object overlapping two predictions with IoU 0.4 and 0.3: only one can match.
+    true = square((30, 30), 0, 0, 10)
+    pred = np.zeros_like(true)
+    pred[0:10, 0:4] = 1
+    pred[0:10, 4:7] = 2
+    assert ap_at(true, pred, 0.2) == pytest.approx(1 / 2)  # TP=1, FP=1, FN=0
+
+
+def test_empty_cases():
+    empty = np.zeros((10, 10), dtype=np.int32)
+    obj = square((10, 10), 2, 2, 3)
+    assert map_dsb(empty, empty) == 1.0
+    assert map_dsb(empty, obj) == 0.0
+    assert map_dsb(obj, empty) == 0.0
+    assert ap_at(empty, obj) == 0.0
+    assert pixel_iou(empty, empty) == 1.0
+    assert pixel_iou(obj, empty) == 0.0
+    assert match_instances(empty, obj).shape == (0, 1)
+
+
+def test_image_without_background():
+    true = np.ones((4, 4), dtype=np.int32)
+    pred = np.ones((4, 4), dtype=np.int32) * 3
+    assert map_dsb(true, pred) == 1.0
+
+
+def test_pixel_iou_agrees_with_sklearn():
+    rng = np.random.default_rng(3)
+    true, pred = random_labels(rng), random_labels(rng)
+    expected = jaccard_score((true > 0).ravel(), (pred > 0).ravel())
+    assert pixel_iou(true, pred) == pytest.approx(expected)
+
+
+def test_bad_thresholds():
+    obj = square((10, 10), 2, 2, 3)
+    with pytest.raises(ValueError, match="thresholds"):
+        average_precision_dsb(obj, obj, [1.0])
+
+
+# --- real image -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_mask():
+    if not (DATA / "mask2d.tif").exists():
+        pytest.skip(f"real example data not found at {DATA} (expected ../shared beside the repo)")
+    import tifffile
+
+    return tifffile.imread(DATA / "mask2d.tif")
+
+
+def test_real_mask_iou_matrix_and_self_score(real_mask):
+    assert real_mask.shape == (512, 512)
+    iou = match_instances(real_mask, real_mask)
+    assert iou.shape == (125, 125)
+    np.testing.assert_allclose(np.diag(iou), 1.0)
+    assert map_dsb(real_mask, real_mask) == 1.0
+    # Shifting every object by one pixel lowers IoU; compare to brute force on a crop.
+    shifted = np.roll(real_mask, 1, axis=1)
+    crop = (slice(0, 128), slice(0, 128))
+    np.testing.assert_allclose(
+        match_instances(real_mask[crop], shifted[crop]),
+        brute_force_iou(real_mask[crop], shifted[crop]),
+    )
+    assert 0.0 < map_dsb(real_mask, shifted) < 1.0
