@@ -57,7 +57,7 @@ class EncoderParams:
         Random seed (initialisation, sampling, augmentation).
     """
 
-    width: int = 32
+    width: int = 16
     embedding_dim: int = 128
     epochs: int = 12
     samples_per_class: int = 128

@@ -234,3 +234,54 @@ def permutation_ranks(
         pred = KernelRidge(**krr).fit(x_train, y_train[perm]).predict(x_test)[0]
         out[i] = true_rank(rank_genes(pred, gene_emb, metric), gene)
     return out
+
+
+def training_pairs(
+    profiles: pd.DataFrame, gene_emb: pd.DataFrame, held_out: str, control: str = "EMPTY"
+):
+    """Build the translation training set and the held-out input from condition profiles.
+
+    Conditions whose gene is not a candidate (and the control) are left out. Features are
+    standardised with the training conditions' mean and standard deviation and scaled by
+    ``1/sqrt(d)`` so the kernel sees unit-order inputs.
+
+    Parameters
+    ----------
+    profiles : pandas.DataFrame
+        Condition profiles: ``Metadata_Condition`` and feature columns.
+    gene_emb : pandas.DataFrame
+        Candidate gene embeddings indexed by upper-case gene symbol.
+    held_out : str
+        The held-out condition (its gene is what is predicted).
+    control : str
+        Control condition name.
+
+    Returns
+    -------
+    x_train : numpy.ndarray
+        Training inputs.
+    y_train : numpy.ndarray
+        Gene embeddings of the training conditions.
+    x_test : numpy.ndarray
+        ``(1, d)`` input of the held-out condition.
+    train_conditions : list of str
+        Training condition names.
+    """
+    from .columns import feature_columns
+
+    prof = profiles.set_index("Metadata_Condition")
+    if held_out not in prof.index:
+        raise KeyError(f"held-out condition {held_out!r} has no profile; known: {list(prof.index)}")
+    if held_out.upper() not in gene_emb.index:
+        raise KeyError(f"held-out gene {held_out!r} is not among the candidate genes")
+    names = [c for c in prof.index if c not in (held_out, control) and c.upper() in gene_emb.index]
+    if len(names) < 2:
+        raise ValueError("fewer than 2 training conditions with a candidate gene")
+    feats = feature_columns(prof.reset_index())
+    x = prof[feats].to_numpy(float)
+    rows = prof.index.get_indexer(names)
+    mu, sd = x[rows].mean(0), x[rows].std(0)
+    sd[sd == 0] = 1.0
+    z = (x - mu) / sd / np.sqrt(len(feats))
+    y = gene_emb.loc[[n.upper() for n in names]].to_numpy(float)
+    return z[rows], y, z[[prof.index.get_loc(held_out)]], names
