@@ -172,6 +172,7 @@ def embed_genes(
         ``unmatched`` genes, final losses.
     """
     genes = sorted(graph.nodes)
+    keys = [str(g).upper() for g in genes]
     if len(genes) < 3:
         raise InputError("the gene network has fewer than 3 genes; check the edge list.")
     if features is None:
@@ -180,8 +181,8 @@ def embed_genes(
     else:
         feat = features.copy()
         feat.index = feat.index.astype(str).str.upper()
-        unmatched = [g for g in genes if g not in feat.index]
-        x = feat.reindex(genes).fillna(0.0).to_numpy(np.float32)
+        unmatched = [k for k in keys if k not in feat.index]
+        x = feat.reindex(keys).fillna(0.0).to_numpy(np.float32)
         x = (x - x.mean(0)) / (x.std(0) + 1e-6)
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
@@ -208,7 +209,7 @@ def embed_genes(
     with torch.no_grad():
         z = model(a_hat, xt).numpy()
     z = z / np.linalg.norm(z, axis=1, keepdims=True).clip(1e-12)
-    emb = pd.DataFrame(z, index=pd.Index(genes, name="gene"))
+    emb = pd.DataFrame(z, index=pd.Index(keys, name="gene"))
     emb.columns = [f"emb_{i}" for i in range(z.shape[1])]
     return emb, {
         "unmatched": unmatched,
