@@ -11,9 +11,11 @@ from i2r_utils.metrics import (
     DSB_THRESHOLDS,
     ap_at,
     average_precision_dsb,
+    classify_instances,
     map_dsb,
     match_instances,
     pixel_iou,
+    segmentation_scores,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei_stardist_example"
@@ -236,3 +238,30 @@ def test_real_mask_iou_matrix_and_self_score(real_mask):
         brute_force_iou(real_mask[crop], shifted[crop]),
     )
     assert 0.0 < map_dsb(real_mask, shifted) < 1.0
+
+
+def test_classify_instances_hand_case():
+    true = square((40, 40), 2, 2, 8, label=3)  # matched (IoU 1)
+    square((40, 40), 20, 20, 8, label=5, out=true)  # missed -> FN
+    square((40, 40), 30, 2, 6, label=7, out=true)  # predicted with IoU 0.5 exactly -> FN
+    pred = square((40, 40), 2, 2, 8, label=1)
+    pred[30:33, 2:8] = 2  # top half of label 7 (IoU 18/36) -> FP
+    pred[10:14, 30:34] = 4  # nothing there -> FP
+    cls = classify_instances(true, pred)
+    assert cls["tp_true"].tolist() == [3] and cls["tp_pred"].tolist() == [1]
+    assert cls["fn"].tolist() == [5, 7] and cls["fp"].tolist() == [2, 4]
+    # counts agree with the AP definition TP / (TP + FP + FN)
+    assert ap_at(true, pred, 0.5) == pytest.approx(1 / (1 + 2 + 2))
+    loose = classify_instances(true, pred, threshold=0.4)
+    assert loose["tp_true"].tolist() == [3, 7] and loose["fn"].tolist() == [5]
+    empty = classify_instances(np.zeros_like(true), np.zeros_like(true))
+    assert all(v.size == 0 for v in empty.values())
+
+
+def test_segmentation_scores():
+    true = square((30, 30), 5, 5, 10)
+    pred = square((30, 30), 5, 7, 10, label=4)  # IoU 2/3
+    s = segmentation_scores(true, pred)
+    assert s["map_dsb"] == pytest.approx(0.4) and s["ap50"] == 1.0
+    assert s["pixel_iou"] == pytest.approx(80 / 120)
+    assert (s["n_true"], s["n_pred"]) == (1, 1)

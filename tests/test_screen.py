@@ -10,11 +10,13 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from i2r_utils.screen import (  # noqa: E402
     call_impactful,
+    call_precision_recall,
     elbow_threshold,
     group_keys,
     grouped_cv_splits,
     plot_screen,
     screen_conditions,
+    select_impactful,
 )
 
 SHIFTED = {"GENE_A": 1.5, "GENE_B": 1.0}
@@ -202,3 +204,62 @@ def test_plot_screen_many_conditions():
     fig2, ax2 = plt.subplots()
     assert plot_screen(res, None, ax=ax2) is fig2
     plt.close(fig2)
+
+
+def ranked(scores):
+    return pd.DataFrame(
+        {"Metadata_Condition": [f"G{i}" for i in range(len(scores))], "balanced_accuracy": scores}
+    )
+
+
+def test_select_impactful_rules_and_fallback():
+    res = ranked([0.95, 0.5, 0.93, 0.52, 0.9, 0.55, 0.51, 0.53])
+    elbow = select_impactful(res)
+    assert elbow.attrs["threshold_rule"] == "elbow" and not elbow.attrs["fallback"]
+    assert elbow.attrs["impactful_threshold"] == 0.55
+    assert elbow.loc[elbow.impactful, "Metadata_Condition"].tolist() == ["G0", "G2", "G4"]
+    assert elbow["balanced_accuracy"].is_monotonic_decreasing
+    fixed = select_impactful(res, "0.52", min_conditions=0)  # string from a config file
+    assert fixed.attrs["threshold_rule"] == "fixed" and fixed.impactful.sum() == 5
+    with pytest.warns(UserWarning, match="fallback"):
+        fb = select_impactful(res, 0.94, min_conditions=3)
+    assert fb.attrs["fallback"] and fb.loc[fb.impactful, "Metadata_Condition"].tolist() == [
+        "G0",
+        "G2",
+        "G4",
+    ]
+    ties = ranked([0.6, 0.6, 0.6, 0.6])
+    with pytest.warns(UserWarning):
+        called = select_impactful(ties, 0.9, min_conditions=2)
+    assert called.loc[called.impactful, "Metadata_Condition"].tolist() == ["G0", "G1"]
+    with pytest.raises(ValueError, match="elbow"):
+        select_impactful(res, "knee")
+
+
+def test_call_precision_recall_hand_counted():
+    called = ranked([0.9, 0.8, 0.7, 0.6, 0.5]).assign(impactful=[True, True, True, False, False])
+    truth = pd.DataFrame(
+        {
+            "Metadata_Condition": ["EMPTY", "G0", "G1", "G2", "G3", "G4"],
+            "has_phenotype": [False, True, False, True, True, False],
+        }
+    )
+    pr = call_precision_recall(called, truth)
+    assert (pr["tp"], pr["fp"], pr["fn"], pr["tn"]) == (2, 1, 1, 1)
+    assert pr["precision"] == pytest.approx(2 / 3) and pr["recall"] == pytest.approx(2 / 3)
+    assert pr["false_positives"] == ["G1"] and pr["false_negatives"] == ["G3"]
+    none = call_precision_recall(called.assign(impactful=False), truth)
+    assert np.isnan(none["precision"]) and none["recall"] == 0
+    with pytest.raises(ValueError, match="not in the truth"):
+        call_precision_recall(ranked([0.9]).assign(impactful=True), truth.iloc[:1])
+
+
+def test_plot_screen_marks_null_conditions():
+    res = call_impactful(ranked([0.95, 0.9, 0.6, 0.52, 0.5]), 0.7)
+    fig = plot_screen(res, 0.7, null_conditions=["G3", "G4"])
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "simulated null (no phenotype)" in labels
+    null_pts = [c for c in ax.collections if c.get_label().startswith("simulated null")]
+    np.testing.assert_allclose(null_pts[0].get_offsets()[:, 1], [0.52, 0.5])
+    plt.close(fig)

@@ -10,10 +10,15 @@ from i2r_utils.metrics import map_dsb
 from i2r_utils.segmentation import (
     D4_TRANSFORMS,
     UNet,
+    annotated_tiles,
     apply_transform,
+    evaluate_segmentation,
     invert_transform,
+    load_annotated_nuclei,
     load_unet,
     merge_instances_tta,
+    plot_segmentation_overlays,
+    plot_tta_deltas,
     predict_unet,
     probabilities_to_labels,
     resolve_tta,
@@ -321,3 +326,59 @@ def test_classical_on_real_stardist_example(real_example):
     score = map_dsb(truth, labels)
     assert score > REAL_CLASSICAL_MAP_MEASURED - 0.05, score
     assert 80 < labels.max() < 200
+
+
+# --- evaluation helpers ----------------------------------------------------------------
+
+
+def test_annotated_tiles():
+    image = np.arange(100 * 70, dtype=float).reshape(100, 70)
+    mask = np.zeros((100, 70), np.int32)
+    mask[30:40, 25:40] = 9  # crosses the tile border at column 32
+    imgs, masks, names = annotated_tiles(image, mask, 32)
+    assert len(imgs) == 3 * 2 and names[:3] == ["r0c0", "r0c32", "r32c0"]
+    np.testing.assert_array_equal(imgs[3], image[32:64, 32:64])
+    assert masks[2].max() == 1 and masks[3].max() == 1  # the cut object, renumbered in both
+    assert (masks[2] > 0).sum() + (masks[3] > 0).sum() == 10 * 15 - 2 * 15
+    with pytest.raises(ValueError, match="tile_size"):
+        annotated_tiles(image, mask, 200)
+
+
+def test_load_annotated_nuclei_real_and_fallback(tiny_screen, tmp_path):
+    fallback = load_annotated_nuclei(tmp_path / "absent", tiny_screen, n_fallback=3)
+    assert len(fallback["images"]) == 3 and "synthetic" in fallback["source"]
+    assert fallback["images"][0].shape == fallback["masks"][0].shape
+    with pytest.raises(Exception, match="annotated nuclei not found"):
+        load_annotated_nuclei(tmp_path / "absent")
+    if (DATA / "img2d.tif").exists():
+        real = load_annotated_nuclei(DATA, tile_size=128)
+        assert len(real["images"]) == 16 and "real" in real["source"]
+
+
+def test_evaluate_and_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = [synthetic_disks(shape=(64, 64), n=3, seed=s) for s in range(3)]
+    images, masks = zip(*pairs, strict=True)
+    methods = {"classical": {}, "classical+TTA": {"tta": ["identity", "fliplr", "flipud"]}}
+    scores, preds = evaluate_segmentation(images, masks, ["a", "b", "c"], methods, progress=False)
+    assert len(scores) == 6 and set(scores["method"]) == set(methods)
+    assert (scores["map_dsb"] > 0.8).all() and (scores["n_true"] == 3).all()
+    np.testing.assert_array_equal(preds["classical"][1], segment_nuclei(images[1]))
+    fig = plot_tta_deltas(scores, {"classical": "classical+TTA"})
+    dots = fig.axes[0].collections[0].get_offsets()
+    assert len(dots) == 3  # one dot per image
+    expected = scores.pivot(index="image", columns="method", values="map_dsb")
+    np.testing.assert_allclose(
+        dots[:, 1], (expected["classical+TTA"] - expected["classical"]).to_numpy()
+    )
+    plt.close(fig)
+    wrong = np.zeros_like(masks[0])
+    wrong[:5, :5] = 1
+    fig = plot_segmentation_overlays(images[0], masks[0], {"good": masks[0], "bad": wrong})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[1] == "good: 3 TP, 0 FP, 0 FN" and titles[2] == "bad: 0 TP, 1 FP, 3 FN"
+    plt.close(fig)

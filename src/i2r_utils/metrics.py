@@ -23,9 +23,11 @@ __all__ = [
     "DSB_THRESHOLDS",
     "ap_at",
     "average_precision_dsb",
+    "classify_instances",
     "map_dsb",
     "match_instances",
     "pixel_iou",
+    "segmentation_scores",
 ]
 
 #: IoU thresholds of the 2018 Data Science Bowl metric: 0.50, 0.55, ..., 0.95.
@@ -214,3 +216,67 @@ def pixel_iou(true: np.ndarray, pred: np.ndarray) -> float:
     if union == 0:
         return 1.0
     return float(np.count_nonzero(a & b) / union)
+
+
+def classify_instances(
+    true: np.ndarray, pred: np.ndarray, threshold: float = 0.5
+) -> dict[str, np.ndarray]:
+    """Split objects into true positives, false positives and false negatives at one IoU.
+
+    Matching is the one used by :func:`average_precision_dsb` (IoU strictly above
+    ``threshold``; unique for ``threshold >= 0.5``, maximum matching below).
+
+    Parameters
+    ----------
+    true : numpy.ndarray
+        Ground-truth label image (0 = background).
+    pred : numpy.ndarray
+        Predicted label image of the same shape.
+    threshold : float, optional
+        IoU threshold. Default 0.5.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``tp_true`` and ``tp_pred`` (labels of the matched pairs, in matching order),
+        ``fn`` (unmatched true labels) and ``fp`` (unmatched predicted labels).
+    """
+    iou, t_lab, p_lab = match_instances(true, pred, return_labels=True)
+    hits = iou > threshold
+    if hits.any():
+        rows, cols = linear_sum_assignment(hits, maximize=True)
+        ok = hits[rows, cols]
+        rows, cols = rows[ok], cols[ok]
+    else:
+        rows = cols = np.zeros(0, dtype=np.int64)
+    return {
+        "tp_true": t_lab[rows],
+        "tp_pred": p_lab[cols],
+        "fn": np.setdiff1d(t_lab, t_lab[rows]),
+        "fp": np.setdiff1d(p_lab, p_lab[cols]),
+    }
+
+
+def segmentation_scores(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """Compute the scores reported per image: mAP_DSB, AP at 0.5, pixel IoU and counts.
+
+    Parameters
+    ----------
+    true : numpy.ndarray
+        Ground-truth label image (0 = background).
+    pred : numpy.ndarray
+        Predicted label image of the same shape.
+
+    Returns
+    -------
+    dict
+        ``map_dsb``, ``ap50`` (DSB AP at IoU 0.5), ``pixel_iou``, ``n_true``, ``n_pred``.
+    """
+    ap = average_precision_dsb(true, pred)
+    return {
+        "map_dsb": float(ap.mean()),
+        "ap50": float(ap[0]),
+        "pixel_iou": pixel_iou(true, pred),
+        "n_true": int(np.unique(true[true > 0]).size),
+        "n_pred": int(np.unique(pred[pred > 0]).size),
+    }

@@ -30,11 +30,13 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "call_impactful",
+    "call_precision_recall",
     "elbow_threshold",
     "group_keys",
     "grouped_cv_splits",
     "plot_screen",
     "screen_conditions",
+    "select_impactful",
 ]
 
 _SCORE = "balanced_accuracy"
@@ -423,6 +425,123 @@ def call_impactful(
     return out
 
 
+def select_impactful(
+    results: pd.DataFrame,
+    threshold: float | str | None = "elbow",
+    min_conditions: int = 3,
+    score_col: str = _SCORE,
+    condition_col: str = "Metadata_Condition",
+) -> pd.DataFrame:
+    """Call the impactful conditions, with a fallback when the call is too small.
+
+    Rule: conditions scoring strictly above ``threshold`` are impactful (the elbow of the
+    ranked scores by default, :func:`elbow_threshold`). **Fallback**: if that leaves fewer
+    than ``min_conditions`` conditions (downstream stages need a few classes to train an
+    encoder and to hold one out), the ``min_conditions`` best-scoring conditions are called
+    instead (ties broken by name), and ``attrs["fallback"]`` is True. A warning says so.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Output of :func:`screen_conditions`.
+    threshold : float, str or None, default "elbow"
+        A balanced accuracy, its string form (e.g. ``"0.65"``), or ``"elbow"`` / None for
+        the elbow rule.
+    min_conditions : int, default 3
+        Smallest number of conditions the call may return (0 disables the fallback).
+    score_col : str, default "balanced_accuracy"
+        Score column.
+    condition_col : str, default "Metadata_Condition"
+        Condition column (used to break ties).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`call_impactful` output sorted by decreasing score; ``attrs`` hold
+        ``impactful_threshold``, ``threshold_rule`` ("elbow" or "fixed") and ``fallback``.
+    """
+    if threshold is None or (isinstance(threshold, str) and threshold.strip().lower() == "elbow"):
+        thr, rule = None, "elbow"
+    else:
+        try:
+            thr, rule = float(threshold), "fixed"
+        except ValueError:
+            raise ValueError(
+                f"threshold must be 'elbow' or a balanced accuracy such as 0.65, got {threshold!r}"
+            ) from None
+    called = call_impactful(results, thr, score_col)
+    called = called.sort_values(
+        [score_col, condition_col], ascending=[False, True], na_position="last", kind="stable"
+    ).reset_index(drop=True)
+    fallback = int(called["impactful"].sum()) < min_conditions
+    if fallback:
+        n = min(min_conditions, int(called[score_col].notna().sum()))
+        warnings.warn(
+            f"only {int(called['impactful'].sum())} conditions above the {rule} threshold "
+            f"{called.attrs['impactful_threshold']:.3f}; calling the top {n} by {score_col} "
+            "impactful instead (fallback rule)",
+            stacklevel=2,
+        )
+        called["impactful"] = np.arange(len(called)) < n
+    called.attrs.update(
+        {"threshold_rule": rule, "fallback": bool(fallback), "min_conditions": min_conditions}
+    )
+    return called
+
+
+def call_precision_recall(
+    called: pd.DataFrame,
+    truth: pd.DataFrame,
+    condition_col: str = "Metadata_Condition",
+    truth_col: str = "has_phenotype",
+    control: str = "EMPTY",
+) -> dict:
+    """Precision and recall of the impactful call against known truth (synthetic screens).
+
+    Parameters
+    ----------
+    called : pandas.DataFrame
+        Table with ``condition_col`` and a boolean ``impactful`` column.
+    truth : pandas.DataFrame
+        Table with ``condition_col`` and a boolean ``truth_col`` (e.g. the simulator's
+        ``truth/conditions.csv``); the control row is ignored.
+    condition_col : str, default "Metadata_Condition"
+        Condition column of both tables.
+    truth_col : str, default "has_phenotype"
+        True where the condition has a simulated phenotype.
+    control : str, default "EMPTY"
+        Control label, excluded.
+
+    Returns
+    -------
+    dict
+        ``precision`` (called and true / called; NaN when nothing is called), ``recall``
+        (called and true / true; NaN when nothing is true), ``tp``, ``fp``, ``fn``, ``tn``,
+        and the sorted lists ``false_positives`` and ``false_negatives``.
+    """
+    for name, df, col in (("called", called, "impactful"), ("truth", truth, truth_col)):
+        if condition_col not in df or col not in df:
+            raise ValueError(f"{name} table needs the columns {condition_col!r} and {col!r}")
+    t = truth[truth[condition_col] != control].set_index(condition_col)[truth_col].astype(bool)
+    c = called.set_index(condition_col)["impactful"].astype(bool)
+    absent = sorted(set(c.index) - set(t.index), key=str)
+    if absent:
+        raise ValueError(f"conditions {absent[:10]} are not in the truth table")
+    t = t.loc[c.index]
+    tp, fp = int((c & t).sum()), int((c & ~t).sum())
+    fn, tn = int((~c & t).sum()), int((~c & ~t).sum())
+    return {
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "false_positives": sorted(c.index[c & ~t].astype(str)),
+        "false_negatives": sorted(c.index[~c & t].astype(str)),
+    }
+
+
 def plot_screen(
     results: pd.DataFrame,
     threshold: float | None = None,
@@ -431,6 +550,7 @@ def plot_screen(
     score_col: str = _SCORE,
     condition_col: str | None = None,
     chance: float | None = 0.5,
+    null_conditions=None,
 ):
     """Rank conditions by balanced accuracy and mark the impactful threshold.
 
@@ -450,6 +570,9 @@ def plot_screen(
         first non-numeric column.
     chance : float or None, default 0.5
         Chance level drawn as a dotted line; None to omit.
+    null_conditions : collection of str, optional
+        Conditions known to have no phenotype (e.g. simulated nulls), drawn as open squares
+        around their points and named in the legend.
 
     Returns
     -------
@@ -487,6 +610,12 @@ def plot_screen(
     ax.scatter(x[~hit], s[~hit], s=22, color="0.45", zorder=2, label="not impactful")
     if hit.any():
         ax.scatter(x[hit], s[hit], s=26, color="tab:red", zorder=3, label="impactful")
+    if null_conditions is not None:
+        null = res[condition_col].isin(set(null_conditions)).to_numpy()
+        if null.any():
+            ax.scatter(x[null], s[null], s=90, marker="s", facecolors="none",
+                       edgecolors="tab:blue", linewidths=1.2, zorder=4,
+                       label="simulated null (no phenotype)")  # fmt: skip
     if threshold is not None:
         ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"threshold {threshold:.3f}")
     if chance is not None:

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
@@ -33,16 +34,22 @@ from skimage.segmentation import find_boundaries, relabel_sequential, watershed
 from torch import nn
 from tqdm.auto import tqdm
 
-from i2r_utils.metrics import map_dsb
+from i2r_utils.metrics import classify_instances, map_dsb, segmentation_scores
 
 __all__ = [
     "D4_TRANSFORMS",
+    "OVERLAY_COLORS",
     "UNet",
+    "annotated_tiles",
     "apply_transform",
+    "evaluate_segmentation",
     "invert_transform",
+    "load_annotated_nuclei",
     "load_unet",
     "merge_instances_tta",
     "normalize_percentile",
+    "plot_segmentation_overlays",
+    "plot_tta_deltas",
     "predict_unet",
     "probabilities_to_labels",
     "resolve_tta",
@@ -902,3 +909,257 @@ def tta_map_delta(
         merged.append(map_dsb(mask, segment_nuclei(img, method, model, tta, **params)))
     original, merged = np.array(original), np.array(merged)
     return {"original": original, "tta": merged, "delta": merged - original}
+
+
+# --- evaluation on annotated images ----------------------------------------------------
+
+
+def annotated_tiles(
+    image: np.ndarray, mask: np.ndarray, tile_size: int
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """Cut an annotated image and its labels into non-overlapping square tiles.
+
+    Objects cut by a tile edge stay (partially) in each tile; every tile's labels are
+    renumbered 1..n. Pixels beyond the last full tile are dropped.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D image.
+    mask : numpy.ndarray
+        Instance labels of the same shape.
+    tile_size : int
+        Tile side in pixels (at most the image's shorter side).
+
+    Returns
+    -------
+    images, masks : list of numpy.ndarray
+        Tiles in row-major order.
+    names : list of str
+        ``"r<row>c<col>"`` of each tile's top-left pixel.
+    """
+    image, mask = np.asarray(image), np.asarray(mask)
+    if image.shape != mask.shape or image.ndim != 2:
+        raise ValueError(f"image {image.shape} and mask {mask.shape} must be equal 2-D shapes.")
+    if not 8 <= tile_size <= min(image.shape):
+        raise ValueError(f"tile_size must be in 8..{min(image.shape)}, got {tile_size}.")
+    imgs, masks, names = [], [], []
+    for r in range(0, image.shape[0] - tile_size + 1, tile_size):
+        for c in range(0, image.shape[1] - tile_size + 1, tile_size):
+            sl = (slice(r, r + tile_size), slice(c, c + tile_size))
+            imgs.append(image[sl])
+            masks.append(relabel_sequential(mask[sl].astype(np.int32))[0])
+            names.append(f"r{r}c{c}")
+    return imgs, masks, names
+
+
+def load_annotated_nuclei(
+    annotated_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    tile_size: int = 128,
+    n_fallback: int = 16,
+) -> dict:
+    """Load annotated nuclei for a segmentation evaluation, real data first.
+
+    If ``annotated_dir`` holds ``img2d.tif`` and ``mask2d.tif`` (the StarDist/DSB2018 example
+    of ``../shared/data``), they are cut into tiles of ``tile_size``; otherwise the first
+    ``n_fallback`` images and masks of the synthetic screen in ``data_dir`` are used.
+
+    Parameters
+    ----------
+    annotated_dir : path-like
+        Folder with ``img2d.tif`` and ``mask2d.tif``.
+    data_dir : path-like, optional
+        Screen folder with ``metadata.csv`` (fallback).
+    tile_size : int
+        Tile side for the real image.
+    n_fallback : int
+        Synthetic images to use in the fallback.
+
+    Returns
+    -------
+    dict
+        ``images``, ``masks``, ``names`` (lists) and ``source`` (a description).
+    """
+    from i2r_utils.io import InputError, load_metadata, read_image, read_mask
+
+    annotated_dir = Path(annotated_dir)
+    img_path, msk_path = annotated_dir / "img2d.tif", annotated_dir / "mask2d.tif"
+    if img_path.is_file() and msk_path.is_file():
+        image = read_image(img_path)
+        mask = read_mask(msk_path, image.shape)
+        images, masks, names = annotated_tiles(image, mask, tile_size)
+        source = f"{annotated_dir.name}: real DSB2018 image {image.shape}, {tile_size}px tiles"
+        return {"images": images, "masks": masks, "names": names, "source": source}
+    if data_dir is None:
+        raise InputError(
+            f"{img_path}: annotated nuclei not found and no data_dir fallback given; pass the "
+            "folder with img2d.tif and mask2d.tif, or data_dir of a synthetic screen."
+        )
+    meta = load_metadata(data_dir).head(n_fallback)
+    images = [read_image(p) for p in meta["Metadata_ImagePath"]]
+    masks = [read_mask(m, i.shape) for m, i in zip(meta["Metadata_MaskPath"], images, strict=True)]
+    names = [Path(p).stem for p in meta["Metadata_ImagePath"]]
+    names = [f"{pl}/{n}" for pl, n in zip(meta["Metadata_Plate"], names, strict=True)]
+    source = f"synthetic screen {data_dir} ({len(images)} images; {img_path} not found)"
+    return {"images": images, "masks": masks, "names": names, "source": source}
+
+
+def evaluate_segmentation(
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    names: Sequence[str],
+    methods: dict[str, dict],
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict[str, list[np.ndarray]]]:
+    """Segment every image with every method and score it against its annotation.
+
+    Parameters
+    ----------
+    images, masks : sequence of numpy.ndarray
+        Images and ground-truth instance labels.
+    names : sequence of str
+        One name per image.
+    methods : dict
+        Method name -> keyword arguments of :func:`segment_nuclei` (``method``, ``model``,
+        ``tta``, ...).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    scores : pandas.DataFrame
+        One row per (image, method): ``image``, ``method``, the scores of
+        :func:`i2r_utils.metrics.segmentation_scores` and ``seconds``.
+    predictions : dict
+        Method name -> predicted label images (in image order).
+    """
+    rows, preds = [], {m: [] for m in methods}
+    for img, mask, name in tqdm(
+        list(zip(images, masks, names, strict=True)), desc="segment", disable=not progress
+    ):
+        for m, kwargs in methods.items():
+            start = time.perf_counter()
+            labels = segment_nuclei(img, **kwargs)
+            seconds = time.perf_counter() - start
+            preds[m].append(labels)
+            rows.append({"image": name, "method": m, **segmentation_scores(mask, labels),
+                         "seconds": seconds})  # fmt: skip
+    return pd.DataFrame(rows), preds
+
+
+def plot_tta_deltas(scores, pairs: dict[str, str], metric: str = "map_dsb", seed: int = 0):
+    """Per-image change of a score with test-time augmentation, one dot per image.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        Output of :func:`evaluate_segmentation`.
+    pairs : dict
+        Method without TTA -> the same method with TTA (both in ``scores["method"]``).
+    metric : str
+        Score column; default mAP_DSB.
+    seed : int
+        Seed of the horizontal jitter.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Dots: ``TTA - no TTA`` per image; black bar: mean; dashed line: no change.
+    """
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(pairs), 3.6), layout="constrained")
+    for k, (base, tta) in enumerate(pairs.items()):
+        a = scores[scores["method"] == base].set_index("image")[metric]
+        b = scores[scores["method"] == tta].set_index("image")[metric].loc[a.index]
+        delta = (b - a).to_numpy()
+        x = k + rng.uniform(-0.15, 0.15, delta.size)
+        colors = np.where(delta > 0, "tab:green", np.where(delta < 0, "tab:red", "0.5"))
+        ax.scatter(x, delta, s=22, c=colors, alpha=0.85, zorder=3)
+        ax.hlines(delta.mean(), k - 0.28, k + 0.28, color="k", lw=2, zorder=4)
+        ax.annotate(f"mean {delta.mean():+.3f}\n{(delta > 0).sum()} up, {(delta < 0).sum()} down",
+                    (k, 1.0), xycoords=("data", "axes fraction"), ha="center", va="top",
+                    fontsize=8)  # fmt: skip
+    ax.axhline(0, color="0.3", ls="--", lw=1)
+    ax.set_xticks(range(len(pairs)))
+    ax.set_xticklabels([f"{t}\nvs {b}" for b, t in pairs.items()], fontsize=8)
+    ax.set_xlim(-0.6, len(pairs) - 0.4)
+    lim = max(0.02, float(np.nanmax(np.abs(ax.get_ylim()))))
+    ax.set_ylim(-lim * 1.1, lim * 1.35)
+    name = {"map_dsb": "mAP_DSB", "ap50": "AP@0.5", "pixel_iou": "pixel IoU"}.get(metric, metric)
+    ax.set_ylabel(f"change of {name} per image (TTA - no TTA)")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+#: Colours of the overlays: true positives, false positives, false negatives.
+OVERLAY_COLORS = {"TP": (0.10, 0.62, 0.47), "FP": (0.85, 0.37, 0.01), "FN": (0.46, 0.44, 0.90)}
+
+
+def plot_segmentation_overlays(
+    image: np.ndarray,
+    truth: np.ndarray,
+    predictions: dict[str, np.ndarray],
+    threshold: float = 0.5,
+    title: str | None = None,
+):
+    """Show predictions over the image: true positives, false positives, false negatives.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D image.
+    truth : numpy.ndarray
+        Ground-truth labels.
+    predictions : dict
+        Method name -> predicted labels.
+    threshold : float
+        IoU above which a prediction matches an annotated nucleus.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel for the annotation and one per method (TP green fill: matched
+        predictions, FP orange fill: unmatched predictions, FN purple outline: missed
+        annotated nuclei).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    gray = np.clip(normalize_percentile(image, 1, 99.8), 0, 1)
+    n = len(predictions) + 1
+    fig, axes = plt.subplots(1, n, figsize=(2.9 * n, 3.3), layout="constrained", squeeze=False)
+    axes = axes[0]
+
+    def show(ax, layers, name):
+        rgb = np.repeat(gray[..., None], 3, axis=2) * 0.85
+        for labels, keep, color, fill in layers:
+            sel = np.isin(labels, keep) & (labels > 0)
+            edge = find_boundaries(np.where(sel, labels, 0), mode="inner" if fill else "thick")
+            if fill:
+                rgb[sel] = 0.55 * rgb[sel] + 0.45 * np.array(color)
+            rgb[edge] = color
+        ax.imshow(rgb, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set_axis_off()
+
+    show(axes[0], [(truth, np.unique(truth[truth > 0]), (0.9, 0.9, 0.9), False)], "annotation")
+    for ax, (name, pred) in zip(axes[1:], predictions.items(), strict=True):
+        cls = classify_instances(truth, pred, threshold)
+        layers = [
+            (pred, cls["tp_pred"], OVERLAY_COLORS["TP"], True),
+            (pred, cls["fp"], OVERLAY_COLORS["FP"], True),
+            (truth, cls["fn"], OVERLAY_COLORS["FN"], False),
+        ]
+        counts = f"{cls['tp_pred'].size} TP, {cls['fp'].size} FP, {cls['fn'].size} FN"
+        show(ax, layers, f"{name}: {counts}")
+    labels = {"TP": f"TP (IoU > {threshold})", "FP": "FP", "FN": "FN (outline)"}
+    handles = [Patch(color=c, label=labels[k]) for k, c in OVERLAY_COLORS.items()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
