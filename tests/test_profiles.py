@@ -39,3 +39,101 @@ def test_standardize_divides_by_control_sd():
     out = normalize_to_control(wells, method="standardize")
     ctl = out[out.Metadata_Condition == "EMPTY"].f
     assert ctl.groupby(out.Metadata_Plate).std(ddof=0).round(6).eq(1.0).all()
+
+
+# --- fold-space profiles, sphering, strong perturbations ---------------------------------------
+from i2r_utils.profiles import (  # noqa: E402
+    condition_means,
+    fit_sphering,
+    load_sphering,
+    strong_perturbations,
+    well_profiles,
+    zca_whitening,
+)
+
+SEED = 0
+
+
+def screen_wells(n_feat=6, plates=("P1", "P2"), seed=SEED):
+    """Well profiles with per-plate offsets, correlated control noise and one strong condition."""
+    rng = np.random.default_rng(seed)
+    mix = rng.normal(size=(n_feat, n_feat))
+    rows = []
+    for plate in plates:
+        offset = rng.normal(0, 3, n_feat)
+        for w in range(12):
+            cond = "EMPTY" if w < 6 else ("STRONG" if w < 8 else ("WEAK" if w < 10 else "NULL"))
+            shift = {"EMPTY": 0, "STRONG": 4.0, "WEAK": 1.0, "NULL": 0}[cond]
+            x = rng.normal(size=n_feat) @ mix + offset + shift
+            meta = {
+                "Metadata_Plate": plate,
+                "Metadata_Well": f"W{w:02d}",
+                "Metadata_Condition": cond,
+            }
+            rows.append({**meta, **{f"f{j}": x[j] for j in range(n_feat)}})
+    return pd.DataFrame(rows)
+
+
+def test_zca_matches_pycytominer():
+    from pycytominer.operations.transform import Spherize
+
+    x = np.random.default_rng(SEED).normal(size=(30, 5)) @ np.diag([5, 2, 1, 0.5, 0.1])
+    mean, w = zca_whitening(x, 1e-3)
+    ref = Spherize(epsilon=1e-3, method="ZCA").fit(pd.DataFrame(x))
+    assert np.allclose((x - mean) @ w, ref.transform(pd.DataFrame(x)).to_numpy(), atol=1e-8)
+    # fewer controls than features: pycytominer's rank completion, no blow-up
+    few = np.random.default_rng(1).normal(size=(4, 8))
+    mean, w = zca_whitening(few, 1e-2)
+    ref = Spherize(epsilon=1e-2, method="ZCA").fit(pd.DataFrame(few))
+    assert np.allclose(w, ref.W, atol=1e-8)
+
+
+def test_sphering_whitens_controls_and_matches_zca_cor():
+    from pycytominer.operations.transform import Spherize
+
+    wells = screen_wells(n_feat=5, plates=("P1",))
+    sph = fit_sphering(wells, lam=1e-6)
+    out = sph.transform(wells)
+    ctl = out[out.Metadata_Condition == "EMPTY"][sph.features].to_numpy()
+    assert np.allclose(np.cov(ctl.T), np.eye(5), atol=1e-4)
+    # one plate: standardise + ZCA is pycytominer's ZCA-cor fitted on the controls
+    raw = wells[sph.features]
+    ref = Spherize(epsilon=1e-6, method="ZCA-cor").fit(raw[wells.Metadata_Condition == "EMPTY"])
+    assert np.allclose(out[sph.features].to_numpy(), ref.transform(raw).to_numpy(), atol=1e-6)
+
+
+def test_sphering_removes_plate_offsets_and_roundtrips(tmp_path):
+    wells = screen_wells()
+    sph = fit_sphering(wells, lam=1e-2)
+    out = sph.transform(wells)
+    ctl = out[out.Metadata_Condition == "EMPTY"]
+    assert np.allclose(ctl.groupby("Metadata_Plate")[sph.features].mean(), 0, atol=1e-9)
+    path = sph.save(tmp_path / "sphering.npz")
+    back = load_sphering(path)
+    assert back.features == sph.features and back.lam == sph.lam
+    assert np.allclose(back.transform(wells)[sph.features], out[sph.features])
+    # the raw-space affine map equals the transform of a table without control rows
+    strong = wells[wells.Metadata_Condition == "STRONG"].drop(columns="Metadata_Plate")
+    via_map = (strong[sph.features].to_numpy() - back.mean) @ back.W
+    assert np.allclose(via_map, back.transform(strong)[sph.features].to_numpy())
+    with pytest.raises(Exception, match="feature columns"):
+        back.transform(wells.drop(columns="f0"))
+
+
+def test_well_profiles_and_condition_means():
+    nuc = nuclei_table()
+    wells = well_profiles(nuc)
+    assert wells.Metadata_Nuclei.eq(6).all() and wells.Metadata_Images.eq(2).all()
+    conds = condition_means(wells)
+    assert conds.set_index("Metadata_Condition").Metadata_Wells.to_dict() == {"EMPTY": 6, "X": 2}
+    assert conds.set_index("Metadata_Condition").f["X"] == pytest.approx(1.0 + 5.0 + 1.0)
+
+
+def test_strong_perturbations_rank_the_strong_condition_first():
+    wells = screen_wells()
+    sph = fit_sphering(wells)
+    ranks = strong_perturbations(sph.standardize(wells))
+    assert ranks.Metadata_Condition.tolist()[0] == "STRONG" and "EMPTY" not in set(
+        ranks.Metadata_Condition
+    )
+    assert ranks.n_plates.eq(2).all() and ranks["rank"].tolist() == [1, 2, 3]
