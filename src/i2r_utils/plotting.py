@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import matplotlib.patheffects as pe
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_fields", "plot_top_genes", "plot_topk_curves", "save_figure"]
+__all__ = [
+    "plot_fields",
+    "plot_top_genes",
+    "plot_topk_curves",
+    "plot_translation_embedding",
+    "save_figure",
+]
 
 
 def save_figure(fig, path_stem) -> list[str]:
@@ -95,18 +102,20 @@ def plot_top_genes(ranking: pd.DataFrame, true_gene: str, k: int = 10, title: st
     return fig
 
 
-def plot_topk_curves(curves: dict, n_candidates: int, kmax: int = 50):
+def plot_topk_curves(curves: dict, n_candidates, kmax: int = 50, title: str = ""):
     """Top-k accuracy curves of the method and baselines, with uniform random k/N.
 
     Parameters
     ----------
     curves : dict
-        Label to accuracy array over k = 1..kmax (optionally a ``(mean, low, high)`` tuple
-        for a band).
-    n_candidates : int
-        Number of candidate genes (for the k/N line).
+        Label to accuracy array over k = 1..kmax (or a ``(mean, low, high)`` tuple, drawn
+        as a line with a shaded band). The first entry is drawn thick.
+    n_candidates : int or array-like
+        Number of candidate genes (per condition) for the ``min(k/N, 1)`` line.
     kmax : int
         Largest k.
+    title : str
+        Figure title.
 
     Returns
     -------
@@ -114,18 +123,78 @@ def plot_topk_curves(curves: dict, n_candidates: int, kmax: int = 50):
         The figure.
     """
     ks = np.arange(1, kmax + 1)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for label, acc in curves.items():
+    n = np.atleast_1d(np.asarray(n_candidates, float))
+    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    for i, (label, acc) in enumerate(curves.items()):
         if isinstance(acc, tuple):
-            mean, lo, hi = acc
-            (line,) = ax.plot(ks, mean, label=label)
-            ax.fill_between(ks, lo, hi, color=line.get_color(), alpha=0.2)
+            mean, lo, hi = (np.asarray(a)[:kmax] for a in acc)
+            ax.plot(ks, mean, label=label, color=f"C{i}")
+            ax.fill_between(ks, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
         else:
-            ax.plot(ks, acc, label=label, lw=2)
-    ax.plot(ks, ks / n_candidates, "k--", label=f"uniform random (k/{n_candidates})")
-    ax.set_xlabel("k")
-    ax.set_ylabel("top-k accuracy")
-    ax.set_ylim(0, 1)
+            ax.plot(ks, np.asarray(acc)[:kmax], label=label, lw=2.5 if i == 0 else 1.5,
+                    ls="-" if i == 0 else ":", color=f"C{i}")  # fmt: skip
+    uni = np.minimum(ks[None] / n[:, None], 1).mean(0)
+    label = f"uniform random (k/{n[0]:.0f})" if np.ptp(n) == 0 else "uniform random (k/N)"
+    ax.plot(ks, uni, "k--", lw=1, label=label)
+    ax.axvspan(10, 50, color="grey", alpha=0.08, lw=0, label="K = 10..50 (summed area)")
+    ax.set_xlabel("k (genes shortlisted)")
+    ax.set_ylabel("top-k accuracy (true gene within the first k)")
+    ax.set_xlim(1, kmax)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_translation_embedding(gene_emb: pd.DataFrame, items: list, title: str = ""):
+    """Predicted and true gene embeddings in the first two principal components.
+
+    The PCA is fitted on the candidate gene embeddings (grey dots); for each item the
+    true gene is a circle, the prediction a star, joined by a line. Predictions are
+    drawn L2-normalised (like the candidates): among unit-norm candidates the Euclidean
+    ranking only depends on the prediction's direction.
+
+    Parameters
+    ----------
+    gene_emb : pandas.DataFrame
+        Candidate embeddings indexed by gene.
+    items : list of tuple
+        ``(condition, true_gene, predicted_embedding, true_rank)`` per condition.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
+    e = gene_emb.to_numpy(float)
+    mu = e.mean(0)
+    _, sv, vt = np.linalg.svd(e - mu, full_matrices=False)
+    proj = (e - mu) @ vt[:2].T
+    var = sv[:2] ** 2 / (sv**2).sum()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.scatter(proj[:, 0], proj[:, 1], s=12, color="lightgrey", label="candidate genes")
+    colors = plt.get_cmap("tab10")
+    for i, (cond, gene, pred, rank) in enumerate(items):
+        c = colors(i % 10)
+        t = proj[gene_emb.index.get_loc(str(gene).upper())]
+        pred = np.asarray(pred, float)
+        p = (pred / max(np.linalg.norm(pred), 1e-12) - mu) @ vt[:2].T
+        ax.plot([t[0], p[0]], [t[1], p[1]], color=c, lw=1, alpha=0.7)
+        ax.scatter(*t, s=60, color=c, edgecolor="k", zorder=3)
+        ax.scatter(*p, s=140, marker="*", color=c, edgecolor="k", zorder=3)
+        right = i % 2 == 0
+        ax.annotate(f"{cond} (rank {rank})", t, textcoords="offset points",
+                    xytext=(6, -12) if right else (-6, 8), ha="left" if right else "right",
+                    fontsize=8, color=c, zorder=4,
+                    path_effects=[pe.withStroke(linewidth=2.5, foreground="w")])  # fmt: skip
+    ax.scatter([], [], s=60, color="w", edgecolor="k", label="true gene")
+    ax.scatter([], [], s=140, marker="*", color="w", edgecolor="k", label="prediction (unit norm)")
+    ax.set_xlabel(f"PC1 of gene embeddings ({var[0]:.0%})")
+    ax.set_ylabel(f"PC2 ({var[1]:.0%})")
+    ax.set_title(title, fontsize=10)
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
