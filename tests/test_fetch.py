@@ -707,3 +707,41 @@ def test_s3_errors_are_bounded_and_clear(tmp_path):
             client, "b", "k.tif", tmp_path / "k.tif", 10, None, retries=1, backoff=0.01
         )
     assert not (tmp_path / "k.tif").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Command line (python3 run_all.py data ...)
+# --------------------------------------------------------------------------------------------
+
+
+def test_main_demo_and_layout(http_server, demo_zip, tmp_path, capsys):
+    dest = tmp_path / "demo"
+    argv = ["demo", "--dest", str(dest), "--base-url", f"{http_server.url}/good", "--quiet"]
+    assert fetch.main([*argv, "--sha256", demo_zip]) == 0
+    index = pd.read_csv(dest / "images.csv")
+    assert index["Metadata_Condition"].tolist() == ["BRAF", "BRAF", "JUN", "UNKNOWN"]
+    assert "4 images of 3 conditions" in capsys.readouterr().out
+    (dest / "images.csv").unlink()
+    assert fetch.main(["layout", "--root", str(dest)]) == 0
+    assert (dest / "images.csv").is_file()
+    # a wrong checksum is reported with the fix, and nothing is written
+    assert fetch.main([*argv[:2], str(tmp_path / "bad"), *argv[3:], "--md5", "0" * 32]) == 1
+    assert "Checksum mismatch" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "images.csv").exists()
+
+
+def test_main_cpg(moto_url, cpg_bucket, tmp_path, capsys):
+    dest = tmp_path / "cpg"
+    argv = ["cpg", "--dest", str(dest), "--bucket", cpg_bucket, "--endpoint-url", moto_url]
+    assert fetch.main([*argv, "--genes", "ATF4,TSC2", "--plates", "41744", "--quiet"]) == 0
+    index = pd.read_csv(dest / "images.csv")
+    assert index["Metadata_Condition"].tolist() == ["ATF4", "ATF4", "TSC2", "TSC2"]
+    from i2r_utils.nuclei import load_screen_metadata
+
+    meta = load_screen_metadata(dest)  # the pipeline's reader: images to segment
+    assert (meta["Metadata_MaskPath"] == "").all()
+    assert [Path(p).read_bytes() for p in meta["Metadata_ImagePath"]] == [
+        Path(p).read_bytes() for p in index["Metadata_ImagePath"]
+    ]
+    assert fetch.main([*argv, "--genes", "NOTAGENE", "--plates", "41744", "--quiet"]) == 1
+    assert "No images of genes" in capsys.readouterr().err

@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,6 +29,15 @@ def test_atomic_path_leaves_nothing_on_error(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_text("whole")
     assert target.read_text() == "whole"
+
+
+def test_atomic_path_gives_outputs_the_umask_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json({"a": 1}, tmp_path / "x.json")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
 
 
 def test_tables_and_json_round_trip(tmp_path):
@@ -79,3 +91,72 @@ def test_load_metadata_reports_missing_mask(tiny_screen, tmp_path):
         load_metadata(tmp_path)
     with pytest.raises(InputError, match="metadata table not found"):
         load_metadata(tmp_path / "nowhere")
+
+
+def test_read_formats(tmp_path):
+    import imageio.v3 as iio
+
+    from i2r_utils.io import read_image
+
+    grey = (np.arange(64).reshape(8, 8) * 4).astype(np.uint8)
+    for dtype in (np.uint8, np.uint16):
+        tifffile.imwrite(tmp_path / f"{dtype.__name__}.tif", grey.astype(dtype))
+        np.testing.assert_array_equal(read_image(tmp_path / f"{dtype.__name__}.tif"), grey)
+    iio.imwrite(tmp_path / "a.png", grey)
+    iio.imwrite(tmp_path / "b.png", grey.astype(np.uint16) * 100)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), grey)
+    assert read_image(tmp_path / "b.png").max() == 252 * 100  # 16-bit PNG
+    iio.imwrite(tmp_path / "rgb_grey.png", np.stack([grey] * 3, -1))  # grey saved as RGB
+    np.testing.assert_array_equal(read_image(tmp_path / "rgb_grey.png"), grey)
+    iio.imwrite(tmp_path / "rgb.png", np.stack([grey, grey // 2, grey], -1))
+    with pytest.raises(InputError, match=r"rgb\.png.*multi-channel"):
+        read_image(tmp_path / "rgb.png")
+    tifffile.imwrite(tmp_path / "one.tif", grey[None])  # (1, h, w) is one plane
+    assert read_image(tmp_path / "one.tif").shape == (8, 8)
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    with pytest.raises(InputError, match="unsupported format"):
+        read_image(tmp_path / "a.jpg")
+    (tmp_path / "broken.tif").write_bytes(b"not a tiff")
+    with pytest.raises(InputError, match=r"broken\.tif: cannot be read"):
+        read_image(tmp_path / "broken.tif")
+
+
+def test_binary_masks_are_rejected(tmp_path):
+    two = np.zeros((16, 16), np.uint8)
+    two[2:6, 2:6] = two[9:13, 9:13] = 255  # two objects sharing one value
+    tifffile.imwrite(tmp_path / "bin.tif", two)
+    with pytest.raises(InputError, match=r"bin\.tif: mask looks binary.*skimage\.measure\.label"):
+        read_mask(tmp_path / "bin.tif")
+    tifffile.imwrite(tmp_path / "bool.tif", two > 0)
+    with pytest.raises(InputError, match=r"bool\.tif: mask is (binary|non-integer)"):
+        read_mask(tmp_path / "bool.tif")
+    one = np.zeros((16, 16), np.uint16)
+    one[2:7, 2:7] = 1  # a single nucleus is a valid label image, stray pixels or not
+    one[12, 12] = 1
+    tifffile.imwrite(tmp_path / "one.tif", one)
+    assert read_mask(tmp_path / "one.tif").max() == 1
+
+
+def test_pair_images_masks(tmp_path):
+    from i2r_utils.io import list_images, pair_images_masks
+
+    images, masks = tmp_path / "raw", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    with pytest.raises(InputError, match=r"raw: the image folder is empty.*raw chromatin"):
+        pair_images_masks(images, masks)
+    with pytest.raises(InputError, match="image folder not found"):
+        list_images(tmp_path / "nowhere")
+    for name in ("a.tif", "b.tif", "c.TIFF"):
+        tifffile.imwrite(images / name, np.ones((4, 4), np.uint16))
+    (images / "notes.txt").write_text("ignored")
+    with pytest.raises(InputError, match=r"masks: the mask folder is empty.*leave out"):
+        pair_images_masks(images, masks)
+    tifffile.imwrite(masks / "a.tif", np.zeros((4, 4), np.uint16))
+    tifffile.imwrite(masks / "b.png", np.zeros((4, 4), np.uint16))  # same stem is accepted
+    with pytest.raises(InputError, match=r"c\.TIFF: no mask with the same file name"):
+        pair_images_masks(images, masks)
+    table = pair_images_masks(images, masks, strict=False)
+    assert table["Metadata_ImageName"].tolist() == ["a", "b", "c"]
+    assert [Path(p).name if p else "" for p in table["Metadata_MaskPath"]] == ["a.tif", "b.png", ""]
+    assert (pair_images_masks(images)["Metadata_MaskPath"] == "").all()

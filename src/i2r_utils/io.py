@@ -29,8 +29,15 @@ __all__ = [
     "read_image",
     "read_mask",
     "load_metadata",
+    "list_images",
+    "pair_images_masks",
+    "missing_mask_error",
+    "IMAGE_SUFFIXES",
     "REQUIRED_METADATA",
 ]
+
+#: File suffixes read as images or masks (case-insensitive).
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 
 REQUIRED_METADATA = [
     "Metadata_Plate",
@@ -69,6 +76,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp makes 0600 files; give the output the usual umask mode
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -220,13 +231,26 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         2-D float32 image.
     """
     path = Path(path)
-    img = _read_any(path, "image")
+    img = _squeeze(_read_any(path, "image"))
+    if img.ndim == 3 and img.shape[-1] in (3, 4) and _same_channels(img[..., :3]):
+        img = img[..., 0]  # a grey image saved as RGB(A)
     if img.ndim != 2:
         raise InputError(
-            f"{path}: image has shape {img.shape}; expected a single-channel 2-D image. "
-            "Export the DNA (chromatin) channel alone."
+            f"{path}: image has shape {img.shape}; expected a single-channel 2-D image "
+            "(multi-channel images are not supported). Export the DNA (chromatin) channel "
+            "alone, one plane per file."
         )
-    return img.astype(np.float32)
+    if img.dtype == bool or not (
+        np.issubdtype(img.dtype, np.integer) or np.issubdtype(img.dtype, np.floating)
+    ):
+        raise InputError(
+            f"{path}: image has dtype {img.dtype}; expected 8- or 16-bit grey values (or "
+            "float). Export the raw chromatin image, not a mask or a rendering."
+        )
+    img = img.astype(np.float32)
+    if not np.isfinite(img).all():
+        raise InputError(f"{path}: image has NaN or infinite pixels; re-export the raw image.")
+    return img
 
 
 def read_mask(path: str | os.PathLike, image_shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -245,11 +269,18 @@ def read_mask(path: str | os.PathLike, image_shape: tuple[int, ...] | None = Non
         2-D int32 label image.
     """
     path = Path(path)
-    mask = _read_any(path, "mask")
+    mask = _squeeze(_read_any(path, "mask"))
     if mask.ndim != 2:
         raise InputError(
             f"{path}: mask has shape {mask.shape}; expected a 2-D label image "
-            "(multi-channel masks are not supported). Save the labels as one plane."
+            "(multi-channel masks are not supported). Save the labels as one plane, "
+            "0 = background and one integer per nucleus (not an RGB rendering)."
+        )
+    if mask.dtype == bool:
+        raise InputError(
+            f"{path}: mask is binary (True/False); expected an instance label image with one "
+            "integer per nucleus. Label the connected components first, e.g. "
+            "skimage.measure.label(mask), or leave out the masks to segment the nuclei."
         )
     if not np.issubdtype(mask.dtype, np.integer):
         if np.issubdtype(mask.dtype, np.floating) and np.all(np.mod(mask, 1) == 0):
@@ -266,7 +297,153 @@ def read_mask(path: str | os.PathLike, image_shape: tuple[int, ...] | None = Non
             f"{path}: mask shape {mask.shape} differs from its image shape {tuple(image_shape)}. "
             "The mask must be computed on the same image at the same size."
         )
+    values = np.unique(mask)
+    values = values[values > 0]
+    if len(values) == 1 and (n_objects := _n_components(mask > 0)) > 1:
+        raise InputError(
+            f"{path}: mask looks binary (one value, {values[0]}, shared by {n_objects} "
+            "separate objects); expected one integer label per nucleus. Label the connected "
+            "components first, e.g. skimage.measure.label(mask)."
+        )
     return mask.astype(np.int32)
+
+
+def _squeeze(arr: np.ndarray) -> np.ndarray:
+    """Drop singleton axes (``(1, h, w)`` or ``(h, w, 1)``) but keep a 2-D image 2-D."""
+    while arr.ndim > 2 and 1 in arr.shape:
+        arr = arr.squeeze(axis=arr.shape.index(1))
+    return arr
+
+
+def _same_channels(arr: np.ndarray) -> bool:
+    return all(np.array_equal(arr[..., 0], arr[..., c]) for c in range(1, arr.shape[-1]))
+
+
+def _n_components(binary: np.ndarray, min_size: int = 10) -> int:
+    """Count the connected objects of at least ``min_size`` pixels (not stray pixels)."""
+    from scipy import ndimage as ndi
+
+    labels, n = ndi.label(binary)
+    return int((np.bincount(labels.ravel(), minlength=n + 1)[1:] >= min_size).sum())
+
+
+def list_images(folder: str | os.PathLike, what: str = "image") -> list[Path]:
+    """List the image files (.tif, .tiff, .png) of a folder, sorted by name.
+
+    Hidden files are skipped; sub-folders are not searched.
+
+    Parameters
+    ----------
+    folder : path-like
+        Folder of raw images or of masks.
+    what : {"image", "mask"}
+        What the folder should hold (used in the error messages).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The image files.
+
+    Raises
+    ------
+    InputError
+        The folder does not exist or holds no image file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(
+            f"{folder}: {what} folder not found. Pass the folder that holds the "
+            f"{'raw chromatin images' if what == 'image' else 'label masks'}."
+        )
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not files:
+        others = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))[:5]
+        seen = f" (it holds {others})" if others else ""
+        if what == "mask":
+            fix = (
+                "Put one label mask per raw image there, named exactly like the image, or "
+                "leave out the mask folder to segment the nuclei."
+            )
+        else:
+            fix = "Put the raw chromatin images there, one 2-D DNA-channel image per file."
+        raise InputError(
+            f"{folder}: the {what} folder is empty: no {'/'.join(IMAGE_SUFFIXES)} files{seen}. "
+            + fix
+        )
+    return files
+
+
+def missing_mask_error(image: str | os.PathLike, masks_dir: str | os.PathLike) -> InputError:
+    """Return the error for a raw image without an equally named mask.
+
+    Parameters
+    ----------
+    image : path-like
+        The raw image.
+    masks_dir : path-like
+        The mask folder searched.
+
+    Returns
+    -------
+    InputError
+        The error naming the image, the expected mask path and the fix.
+    """
+    image, masks_dir = Path(image), Path(masks_dir)
+    return InputError(
+        f"{image}: no mask with the same file name ({masks_dir / image.name} is missing). "
+        "Give every raw image a label mask of the same name in the mask folder, remove the "
+        "image, or leave out the mask folder to segment all images."
+    )
+
+
+def pair_images_masks(
+    images_dir: str | os.PathLike, masks_dir: str | os.PathLike | None = None, strict=True
+) -> pd.DataFrame:
+    """Pair each raw image of a folder with the equally named mask of another folder.
+
+    A mask matches an image when it has the same file name; failing that, the same name
+    with another image suffix (``a.tif`` and ``a.png``).
+
+    Parameters
+    ----------
+    images_dir : path-like
+        Folder of raw chromatin images.
+    masks_dir : path-like, optional
+        Folder of label masks; None when the nuclei are to be segmented.
+    strict : bool
+        Raise for the first image without a mask; otherwise its ``Metadata_MaskPath``
+        is empty and the caller reports it (:func:`missing_mask_error`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``Metadata_ImageName`` (file name without suffix), ``Metadata_ImagePath`` and
+        ``Metadata_MaskPath`` ("" when there is none), sorted by file name.
+
+    Raises
+    ------
+    InputError
+        An empty or missing image or mask folder, or (``strict``) an image without a mask.
+    """
+    images = list_images(images_dir, "image")
+    masks = list_images(masks_dir, "mask") if masks_dir is not None else []
+    by_name = {m.name: m for m in masks}
+    by_stem: dict[str, Path] = {}
+    for m in masks:
+        by_stem.setdefault(m.stem, m)
+    rows = []
+    for img in images:
+        mask = by_name.get(img.name) or by_stem.get(img.stem)
+        if masks_dir is not None and mask is None and strict:
+            raise missing_mask_error(img, masks_dir)
+        rows.append((img.stem, str(img), str(mask) if mask is not None else ""))
+    return pd.DataFrame(
+        rows, columns=["Metadata_ImageName", "Metadata_ImagePath", "Metadata_MaskPath"]
+    )
 
 
 def load_metadata(data_dir: str | os.PathLike, check_files: bool = True) -> pd.DataFrame:
