@@ -5,6 +5,10 @@ results folder, each as a child process; peak memory is the largest resident set
 stage's process tree (``wait4`` rusage, papermill kernels included).
 
     python benchmarks/bench_main_job.py [--size default] [--conditions BRAF,JUN,...]
+        [--executor dask --workers 2]
+
+Per-plate, per-fold and per-condition stages run all their units in one child process
+(in parallel with ``--executor dask``; peak memory is then that of the whole cluster).
 """
 
 import argparse
@@ -32,6 +36,8 @@ def main():
     ap.add_argument("--size", default="default")
     ap.add_argument("--conditions", default=None, help="default: config/default.yaml")
     ap.add_argument("--workdir", default=None, help="default: a new temporary folder")
+    ap.add_argument("--executor", default="local", choices=["local", "dask"])
+    ap.add_argument("--workers", type=int, default=None, help="dask worker processes")
     a = ap.parse_args()
     work = Path(a.workdir or tempfile.mkdtemp(prefix="i2r-bench-"))
     base = [sys.executable, str(ROOT / "run_all.py"), "--size", a.size,
@@ -39,6 +45,7 @@ def main():
             "--figures-dir", str(work / "figures")]  # fmt: skip
     if a.conditions:
         base += ["--conditions", a.conditions]
+    base += ["--executor", a.executor] + (["--workers", str(a.workers)] if a.workers else [])
     env = {**os.environ, "I2R_NO_VENV": "1"}
     rows, t_all = [], time.perf_counter()
     for name, scope in stages():
@@ -56,7 +63,7 @@ def main():
         )
     total = time.perf_counter() - t_all
     print(f"{'main job':26s} {'':9s} {total:8.1f} s  peak {max(r[3] for r in rows):7.0f} MiB")
-    print(f"(cores: {os.cpu_count()}; results in {work})")
+    print(f"(cores: {os.cpu_count()}; executor: {a.executor}; results in {work})")
 
 
 if __name__ == "__main__":

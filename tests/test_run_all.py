@@ -1,57 +1,245 @@
-"""Smoke: run_all.py executes every notebook with papermill on the tiny screen."""
+"""run_all.py: stages, scopes, parameters, reruns, executors; smoke run of every notebook.
 
+Most tests drive the stub notebooks of ``tests/stubs`` (stdlib only, about a second each)
+through ``--notebooks-dir``; the smoke test runs the real notebooks on the tiny screen.
+"""
+
+import importlib.util
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+STUBS = ROOT / "tests" / "stubs"
+STUB_CONFIG = """\
+size: tiny
+seed: 0
+conditions: [A, B]
+n_folds: 2
+pixel_scale: 1.0
+alpha: 1.0
+"""
+
+
+def load_run_all():
+    spec = importlib.util.spec_from_file_location("run_all", ROOT / "run_all.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+RUN_ALL = load_run_all()
 
 
 def run_all(*args, check=True):
     env = {**os.environ, "I2R_NO_VENV": "1"}
+    for var in ("I2R_EXECUTOR", "I2R_WORKERS", "I2R_SCHEDULER_ADDRESS", "I2R_DASK_CLUSTER"):
+        env.pop(var, None)
     return subprocess.run(
         [sys.executable, str(ROOT / "run_all.py"), *args], cwd=ROOT, env=env,
         capture_output=True, text=True, check=check,
     )  # fmt: skip
 
 
+def stub_args(tmp, results, notebooks=STUBS):
+    cfg = tmp / "stub.yaml"
+    cfg.write_text(STUB_CONFIG)
+    return ["--config", str(cfg), "--notebooks-dir", str(notebooks), "--data-dir",
+            str(tmp / "data"), "--results-dir", str(tmp / results), "--figures-dir",
+            str(tmp / f"fig-{results}")]  # fmt: skip
+
+
+def injected(path):
+    """Parameters papermill injected into an executed notebook."""
+    return json.loads(Path(path).read_text())["metadata"]["papermill"]["parameters"]
+
+
+def files(root, *patterns):
+    return {str(p.relative_to(root)): p.read_text() for pat in patterns for p in root.glob(pat)}
+
+
+@pytest.fixture(scope="module")
+def stub_run(tmp_path_factory):
+    """The whole stub pipeline, local executor, conditions A and B, two folds; run twice."""
+    tmp = tmp_path_factory.mktemp("stub")
+    return tmp, run_all(*stub_args(tmp, "local")), run_all(*stub_args(tmp, "local"))
+
+
+def test_scopes_units_parameters_and_rerun(stub_run):
+    tmp, out, again = stub_run
+    res = tmp / "local"
+    units = {
+        "dataset": ["_dataset"], "plate": ["_plates/P1", "_plates/P2"],
+        "fold": ["_folds/fold0", "_folds/fold1"], "condition": ["A", "B"], "summary": ["_summary"],
+    }  # fmt: skip
+    for name, scope in RUN_ALL.STAGES:
+        for sub in units[scope]:
+            assert (res / sub / f"{name}.ipynb").is_file(), (name, sub)
+            assert json.loads((res / sub / f"{name}.done.json").read_text())["key"]
+    # exactly the declared config keys and scope parameters
+    w, d = str(res), str(tmp / "data")
+    expect = {
+        "_dataset/00_simulate_screen": {"data_dir": d, "size": "tiny", "seed": 0},
+        "_plates/P2/01_preprocess_nuclei": {
+            "data_dir": d, "work_dir": w, "plate": "P2", "pixel_scale": 1.0},
+        "_folds/fold1/04_train_encoder": {"work_dir": w, "fold": 1, "n_folds": 2, "seed": 0},
+        "_dataset/05_build_profiles": {"work_dir": w, "n_folds": 2},
+        "B/06_translate_condition": {
+            "condition": "B", "work_dir": w, "out_dir": str(res / "B"), "alpha": 1.0, "seed": 0},
+        "_summary/07_summarize_conditions": {
+            "work_dir": w, "figures_dir": str(tmp / "fig-local"), "conditions": "A,B"},
+    }  # fmt: skip
+    for nb, params in expect.items():
+        assert injected(res / f"{nb}.ipynb") == params, nb
+    assert "A: true gene rank 1 of 3" in out.stdout and "top 10: B, A, C" in out.stdout
+    manifest = json.loads((res / "A" / "manifest.json").read_text())
+    assert manifest["git"]["commit"] and manifest["inputs_sha256"]
+    # rerun: every unit complete and skipped
+    assert again.stdout.count("complete (skipped)") == 12 and "ran in" not in again.stdout
+    assert not list(STUBS.glob("*.ipynb"))  # notebooks stay sources
+
+
+def test_dask_matches_local_contains_failures_and_reruns_only_missing(stub_run):
+    tmp, _, _ = stub_run
+    res = tmp / "local"
+    pats = ["nuclei/plates/*.csv", "*/result.json"]
+    before = files(res, *pats)
+    # plates and conditions again on two worker processes; one condition fails
+    args = [*stub_args(tmp, "local"), "--executor", "dask", "--workers", "2"]
+    out = run_all(*args, "--stages", "01,06", "--force", "--conditions", "A,BOGUS,B,C",
+                  check=False)  # fmt: skip
+    assert out.returncode == 1
+    assert "dask scheduler tcp://127.0.0.1:" in out.stdout and "(2 workers)" in out.stdout
+    assert "06_translate_condition [BOGUS]: ValueError: held-out condition 'BOGUS'" in out.stderr
+    assert str(res / "BOGUS" / "06_translate_condition.ipynb") in out.stderr
+    assert out.stdout.count(": ran in") == 5  # P1, P2, A, B, C
+    after = files(res, *pats)
+    assert {k: after[k] for k in before} == before and "C/result.json" in after
+    # rerun without the bogus condition: only the summary (new condition list) runs
+    again = run_all(*stub_args(tmp, "local"), "--conditions", "A,B,C")
+    assert again.stdout.count("complete (skipped)") == 12 and again.stdout.count(": ran in") == 1
+    assert "[07_summarize_conditions] summary: ran" in again.stdout
+
+
+def test_bad_config_stage_scope_and_options_fail_clearly(tmp_path):
+    args = stub_args(tmp_path, "r")
+    cfg = tmp_path / "stub.yaml"
+    cfg.write_text(STUB_CONFIG + "epohcs: 3\n")
+    out = run_all(*args, check=False)
+    assert out.returncode != 0 and "epohcs" in out.stderr
+    out = run_all("--stages", "09", check=False)
+    assert out.returncode != 0 and "unknown stages ['09']" in out.stderr
+    listing = run_all("--list").stdout
+    assert "00_simulate_screen" in listing and "01_preprocess_nuclei         plate" in listing
+    out = run_all("--workers", "2", check=False)
+    assert out.returncode != 0 and "need --executor dask" in out.stderr
+    # a per-plate notebook must declare `plate`
+    nbs = tmp_path / "nbs"
+    shutil.copytree(STUBS, nbs)
+    src = nbs / "01_preprocess_nuclei.py"
+    src.write_text(src.read_text().replace('plate = ""  # plate to process\n', ""))
+    cfg.write_text(STUB_CONFIG)
+    out = run_all(*stub_args(tmp_path, "r", nbs), "--stages", "01", check=False)
+    assert out.returncode != 0 and "declares no `plate` parameter" in out.stderr
+
+
+def test_subcommands_dispatch_lazily(monkeypatch, tmp_path):
+    (tmp_path / "fake_cmd.py").write_text("def main(argv):\n    return len(argv)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(RUN_ALL.COMMANDS, "predict", ("fake_cmd", "test"))
+    assert RUN_ALL.run_command("predict", ["a", "b"]) == 2
+    monkeypatch.setitem(RUN_ALL.COMMANDS, "data", ("i2r_utils.no_such_module", "fetch"))
+    with pytest.raises(SystemExit, match=r"needs i2r_utils.no_such_module.main\(argv\)"):
+        RUN_ALL.run_command("data", [])
+    assert RUN_ALL.COMMANDS["predict"] == ("fake_cmd", "test")
+
+
+def close(a, b):
+    """Equal JSON values, numbers to 1e-9 relative."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-9, nan_ok=True)
+    return a == b
+
+
+# Cheaper settings for the smoke run (applied where a notebook declares the parameter).
+SMOKE = {"encoder_arch": "small", "epochs": 2, "samples_per_class": 32, "n_folds": 2,
+         "n_permutations": 50, "gae_epochs": 100, "unet_epochs": 3}  # fmt: skip
+
+
+def smoke_config(tmp_path):
+    cfg = RUN_ALL.load_config(ROOT / "config" / "default.yaml")
+    paths = {"work": tmp_path / "probe", "data": tmp_path, "figures": tmp_path}
+    pipe = RUN_ALL.Pipeline(cfg, paths)
+    declared = set().union(*(pipe.declared(name) for name, _ in RUN_ALL.STAGES))
+    cfg.update({k: v for k, v in SMOKE.items() if k in declared or k in RUN_ALL.RUN_KEYS})
+    path = tmp_path / "smoke.yaml"
+    path.write_text(json.dumps(cfg))  # JSON is YAML
+    return path, cfg
+
+
 @pytest.mark.smoke
 def test_every_notebook_runs_on_tiny_screen(tmp_path):
-    args = ["--size", "tiny", "--conditions", "BRAF", "--data-dir", str(tmp_path / "data"),
+    cfg_path, cfg = smoke_config(tmp_path)
+    args = ["--size", "tiny", "--conditions", "BRAF,JUN", "--data-dir", str(tmp_path / "data"),
             "--results-dir", str(tmp_path / "res"), "--figures-dir", str(tmp_path / "fig"),
-            "--config", str(ROOT / "config" / "default.yaml")]  # fmt: skip
+            "--config", str(cfg_path)]  # fmt: skip
     out = run_all(*args)
-    from run_all import STAGES  # noqa: PLC0415
-
     res = tmp_path / "res"
-    for name, scope in STAGES:
-        sub = {"dataset": "_dataset", "condition": "BRAF", "summary": "_summary"}[scope]
-        assert (res / sub / f"{name}.ipynb").is_file(), name
+    plates = sorted(p.name for p in (res / "_plates").iterdir())
+    units = {
+        "dataset": ["_dataset"], "plate": [f"_plates/{p}" for p in plates],
+        "fold": [f"_folds/fold{k}" for k in range(cfg["n_folds"])], "condition": ["BRAF", "JUN"],
+        "summary": ["_summary"],
+    }  # fmt: skip
+    assert len(plates) == 2
+    for name, scope in RUN_ALL.STAGES:
+        for sub in units[scope]:
+            assert (res / sub / f"{name}.ipynb").is_file(), (name, sub)
     result = json.loads((res / "BRAF" / "result.json").read_text())
-    assert 1 <= result["true_rank"] <= result["n_candidates"] == 60
-    assert len(result["top10"]) == 10 and len(result["permutation_ranks"]) == 200
+    assert 1 <= result["true_rank"] <= result["n_candidates"]
+    assert len(result["top10"]) == 10
+    assert len(result["permutation_ranks"]) == cfg["n_permutations"]
     assert "BRAF: true gene rank" in out.stdout and "top 10:" in out.stdout
     manifest = json.loads((res / "BRAF" / "manifest.json").read_text())
     assert manifest["git"]["commit"] and all(manifest["inputs_sha256"].values())
     assert (tmp_path / "fig" / "fig_topk_accuracy.png").stat().st_size > 5000
     assert (res / "summary_metrics.csv").is_file()
-    # rerun: every stage is complete and skipped
+    # rerun: every unit is complete and skipped
     again = run_all(*args)
-    assert again.stdout.count("complete (skipped)") == len(STAGES)
+    n_units = sum(len(units[scope]) for _, scope in RUN_ALL.STAGES)
+    assert again.stdout.count("complete (skipped)") == n_units
+    # the plate and condition stages again on a Dask cluster of two worker processes:
+    # identical outputs
+    pats = ["nuclei/plates/*", "nuclei/features/*", "nuclei/crops/*", "nuclei/filter_counts/*",
+            "BRAF/*.csv", "BRAF/result.json", "JUN/*.csv", "JUN/result.json"]  # fmt: skip
+    before = {str(p.relative_to(res)): p.read_bytes() for pat in pats for p in res.glob(pat)}
+    dask = run_all(*args, "--stages", "01,06", "--force", "--executor", "dask", "--workers", "2")
+    assert "(2 workers)" in dask.stdout and dask.stdout.count(": ran in") == 4
+    after = {str(p.relative_to(res)): p.read_bytes() for pat in pats for p in res.glob(pat)}
+    assert after.keys() == before.keys() and len(before) >= 14
+    for key in before:
+        if key.endswith(".parquet"):  # same table; file bytes may carry writer metadata
+            pd.testing.assert_frame_equal(pd.read_parquet(res / key), pd.read_parquet(
+                io.BytesIO(before[key])), check_exact=True)  # fmt: skip
+        elif key.endswith(".npz"):
+            a, b = np.load(io.BytesIO(before[key])), np.load(res / key)
+            assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files), key
+        elif key.endswith(".csv"):  # BLAS threads differ between the runs: last bits may
+            pd.testing.assert_frame_equal(pd.read_csv(res / key), pd.read_csv(
+                io.BytesIO(before[key])), check_exact=False, rtol=1e-9)  # fmt: skip
+        else:
+            assert close(json.loads(after[key]), json.loads(before[key])), key
     # notebooks stay sources: nothing executed in place
     assert not list((ROOT / "notebooks").glob("*.ipynb"))
-
-
-def test_unknown_config_key_and_stage_fail_clearly(tmp_path):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text((ROOT / "config" / "default.yaml").read_text() + "\nepohcs: 3\n")
-    out = run_all("--config", str(cfg), "--size", "tiny", "--data-dir", str(tmp_path / "d"),
-                  "--results-dir", str(tmp_path / "r"), check=False)  # fmt: skip
-    assert out.returncode != 0 and "epohcs" in out.stderr
-    out = run_all("--stages", "09", check=False)
-    assert out.returncode != 0 and "unknown stages ['09']" in out.stderr
-    assert "00_simulate_screen" in run_all("--list").stdout
