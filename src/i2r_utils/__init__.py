@@ -5,9 +5,10 @@ Modules
 columns     ``Metadata_`` column convention (split metadata from features).
 io          reading and validating images, masks and metadata; atomic writes; checksums.
 simulate    the embedded synthetic over-expression screen with known truth.
-nuclei      nucleus filtering and 64x64 single-nucleus crops.
-encoder     weakly supervised CNN image encoder and nucleus embeddings.
-profiles    aggregation nucleus -> image -> well -> condition and control normalisation.
+nuclei      nucleus filtering (fast path) and 64x64 single-nucleus crops, per plate.
+encoder     weakly supervised ResNet18 encoder, K folds of held-out conditions, embeddings.
+profiles    aggregation nucleus -> image -> well -> condition, ZCA sphering on controls.
+evaluation  profile evaluation: mAP (copairs), folds of enrichment, hits in the top 1%.
 genes       gene-gene network loading and graph-autoencoder gene embeddings.
 translation kernel ridge regression with the ReLU NTK, ranking and top-k metrics.
 provenance  run manifests: git commit, parameters, input checksums.
@@ -17,6 +18,8 @@ metrics     instance-segmentation metrics (mAP_DSB, AP at an IoU, pixel IoU).
 features    hand-crafted chromatin features per nucleus (``Nuclei_<Family>_<Name>``).
 screen      which conditions differ from control (grouped CV balanced accuracy, elbow).
 fetch       checksummed, resumable downloads of the Image2Reg demo and Cell Painting Gallery.
+newtarget   new-target mode: rank genes for the user's own images (run_all.py predict).
+executor    runs the independent units of a stage locally or on a Dask cluster.
 """
 
 __version__ = "0.1.0"
