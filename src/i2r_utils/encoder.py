@@ -816,14 +816,12 @@ def load_encoder(fold_dir: str | Path) -> tuple[nn.Module, dict]:
         Contents of ``encoder.json`` (``classes``, ``held_out``, ``params``,
         ``val_balanced_accuracy``, ...).
     """
-    fold_dir = Path(fold_dir)
-    ckpt_path, info_path = fold_dir / "encoder.pt", fold_dir / "encoder.json"
-    for p in (ckpt_path, info_path):
-        if not p.is_file():
-            raise InputError(
-                f"{p}: encoder file not found; run notebooks/04_train_encoder for this fold."
-            )
-    info = json.loads(info_path.read_text())
+    info = read_encoder_info(fold_dir)
+    ckpt_path = Path(fold_dir) / "encoder.pt"
+    if not ckpt_path.is_file():
+        raise InputError(
+            f"{ckpt_path}: not found; run notebooks/04_train_encoder for this fold (same n_folds)."
+        )
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     known = {f.name for f in fields(EncoderParams)}
     params = EncoderParams(**{k: v for k, v in ckpt["params"].items() if k in known})
