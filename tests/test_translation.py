@@ -18,7 +18,6 @@ from i2r_utils.translation import (
     summarize_results,
     topk_accuracy,
     topk_auc,
-    training_pairs,
     training_set,
     translate_held_out,
     true_rank,
@@ -145,7 +144,8 @@ def test_learnable_mapping_beats_baselines():
     emb, prof, conds = _screen()
     ranks, perm, mean_emb = [], [], []
     for held in conds[:8]:
-        xt, yt, xe, names = training_pairs(prof, emb, held)
+        ts = training_set(prof, emb, held, prof["Metadata_Condition"])
+        xt, yt, xe, names = ts["x_train"], ts["y_train"], ts["x_test"], ts["conditions"]
         assert len(names) == 29
         _, res = translate_held_out(xt, yt, xe, emb, held, "linear", alphas=(0.001, 0.01),
                                     n_permutations=50, compare=False)  # fmt: skip

@@ -54,7 +54,6 @@ __all__ = [
     "permutation_ranks",
     "fold_space",
     "training_set",
-    "training_pairs",
     "translate_held_out",
     "fit_translator",
     "loo_ranks",
@@ -706,31 +705,6 @@ def training_set(
         "x_test": x_test,
         "dropped": dropped,
     }
-
-
-def training_pairs(
-    profiles: pd.DataFrame, gene_emb: pd.DataFrame, held_out: str, control: str = "EMPTY"
-):
-    """Raw training inputs, targets and held-out input, training on every other condition.
-
-    Parameters
-    ----------
-    profiles : pandas.DataFrame
-        Condition profiles: ``Metadata_Condition`` and feature columns.
-    gene_emb : pandas.DataFrame
-        Candidate gene embeddings indexed by upper-case gene symbol.
-    held_out : str
-        The held-out condition.
-    control : str
-        Control condition name.
-
-    Returns
-    -------
-    tuple
-        ``(x_train, y_train, x_test, train_conditions)``.
-    """
-    ts = training_set(profiles, gene_emb, held_out, profiles["Metadata_Condition"], control)
-    return ts["x_train"], ts["y_train"], ts["x_test"], ts["conditions"]
 
 
 def translate_held_out(
