@@ -53,6 +53,16 @@ STAGES = [
     ("07_summarize_conditions", "summary"),  # summary table; top-k accuracy figure
     ("08_evaluate_segmentation", "dataset"),  # segmentation accuracy, test-time augmentation
 ]
+# The stages each stage reads from: a unit reruns when a unit of these was recomputed.
+DEPENDS = {
+    "01_preprocess_nuclei": ["00_simulate_screen"],
+    "02_screen_conditions": ["01_preprocess_nuclei"],
+    "03_embed_genes": ["00_simulate_screen"],
+    "04_train_encoder": ["01_preprocess_nuclei"],
+    "05_build_profiles": ["01_preprocess_nuclei", "04_train_encoder"],
+    "06_translate_condition": ["02_screen_conditions", "03_embed_genes", "05_build_profiles"],
+    "07_summarize_conditions": ["06_translate_condition"],
+}
 SCOPES = ("dataset", "plate", "fold", "condition", "summary")
 # The parameter a notebook of a per-unit scope must declare to know its unit.
 UNIT_PARAMETER = {"plate": "plate", "fold": "fold", "condition": "condition"}
@@ -235,6 +245,29 @@ class Pipeline:
         pool.update(scope_params)
         return {k: v for k, v in pool.items() if k in declared}
 
+    def upstream(self, name: str, stages=STAGES) -> str:
+        """Digest of the done markers (key and run id) of the stages ``name`` reads from.
+
+        Taken when the stage is about to run, so a unit whose inputs were recomputed since
+        its own run (``--force`` included) no longer counts as complete. A missing marker
+        counts as such (the stage may run on inputs made outside this pipeline).
+        """
+        scopes = dict(stages)
+        seen = []
+        for dep in DEPENDS.get(name, []):
+            if dep not in scopes:
+                continue
+            for label, _, sub in self.unit_specs(scopes[dep]):
+                marker = self.paths["work"] / sub / f"{dep}.done.json"
+                try:
+                    info = json.loads(marker.read_text())
+                    seen.append([dep, label, info.get("key"), info.get("run")])
+                except (OSError, ValueError):
+                    seen.append([dep, label, None, None])
+        if not seen:
+            return ""
+        return hashlib.sha256(json.dumps(seen).encode()).hexdigest()
+
     def units(self, name: str, scope: str) -> list:
         """Build the units of one stage, ready for an executor."""
         from i2r_utils.executor import Unit
@@ -245,6 +278,7 @@ class Pipeline:
                 f"run_all.py: {self.source(name)} runs once per {scope} but declares no "
                 f"`{need}` parameter; add `{need} = ...` to its parameters cell."
             )
+        upstream = self.upstream(name)
         return [
             Unit(
                 stage=name,
@@ -254,6 +288,7 @@ class Pipeline:
                 parameters=self.parameters(name, scope_params),
                 exec_dir=str(self.paths["work"] / sub),
                 cwd=str(self.nb_dir),
+                upstream=upstream,
             )
             for label, scope_params, sub in self.unit_specs(scope)
         ]

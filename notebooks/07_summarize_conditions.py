@@ -19,6 +19,7 @@
 work_dir = "../results/tiny"  # results of this data set
 figures_dir = "../results/tiny/figures"  # where the figures go
 conditions = "BRAF"  # comma-separated held-out conditions, empty: every one with a result
+representation = "both"  # profiles of the leave-one-out cross-check: "cnn", "features", "both"
 kernel = "ntk"  # kernel of the leave-one-out cross-check
 depth = 2  # hidden layers of the NTK
 alpha = 1.0  # ridge of the leave-one-out cross-check
@@ -33,6 +34,7 @@ import pandas as pd
 
 from i2r_utils.io import InputError, read_table, write_table
 from i2r_utils.plotting import plot_topk_curves, plot_translation_embedding, save_figure
+from i2r_utils.profiles import translation_profiles
 from i2r_utils.translation import loo_ranks, summarize_results
 
 work = Path(work_dir)
@@ -101,7 +103,7 @@ save_figure(fig, Path(figures_dir) / "fig_translation_embedding")
 
 # %%
 folds = read_table(work / "profiles" / "fold_assignment.csv")
-profiles = read_table(work / "profiles" / "cnn_condition_profiles.parquet")
+profiles = translation_profiles(work / "profiles", representation)
 impactful = read_table(work / "screen" / "impactful.csv")["Metadata_Condition"].tolist()
 held_in = dict(zip(folds.Metadata_Condition, folds.Metadata_Fold, strict=True))
 loo = []

@@ -120,17 +120,16 @@ N_FOLDS = 2
 
 
 def _screen_crops(screen: Path):
-    """Crops and per-nucleus metadata of the whole tiny screen (nuclei.preprocess_image)."""
+    """Crops, per-nucleus metadata and features of the tiny screen (nuclei.preprocess_image)."""
     from i2r_utils.io import load_metadata
     from i2r_utils.nuclei import preprocess_image
 
     meta = load_metadata(screen)
-    crops, rows = [], []
+    crops, rows, feats = [], [], []
     for rec in meta.itertuples(index=False):
-        c, objects, _, _ = preprocess_image(
-            rec.Metadata_ImagePath, rec.Metadata_MaskPath, features=False
-        )
+        c, objects, _, f = preprocess_image(rec.Metadata_ImagePath, rec.Metadata_MaskPath)
         crops.append(c)
+        feats.append(f.drop(columns="Metadata_ObjectNumber"))
         for obj in objects["Metadata_ObjectNumber"]:
             rows.append(
                 {
@@ -141,13 +140,23 @@ def _screen_crops(screen: Path):
                     "Metadata_ObjectNumber": obj,
                 }
             )
-    return np.concatenate(crops), pd.DataFrame(rows)
+    nuclei = pd.DataFrame(rows)
+    features = pd.concat([nuclei, pd.concat(feats, ignore_index=True)], axis=1)
+    return np.concatenate(crops), nuclei, features
 
 
-def _build_profiles(results: Path, tables: dict[int, pd.DataFrame], assignment: pd.DataFrame):
-    """Fold-space condition profiles and sphering transforms (profiles module)."""
+def _build_profiles(
+    results: Path, tables: dict[int, pd.DataFrame], assignment: pd.DataFrame, features
+):
+    """Fold-space and feature condition profiles and sphering transforms (as notebook 05)."""
     from i2r_utils.io import write_table
     from i2r_utils.profiles import build_profiles
+
+    feat_ps = build_profiles(features)
+    feat_ps.sphering.save(results / "profiles" / "sphering_features.npz")
+    write_table(
+        feat_ps.conditions_after, results / "profiles" / "features_condition_profiles.parquet"
+    )
 
     rows = []
     for fold, table in tables.items():  # as notebooks/05_build_profiles
@@ -195,7 +204,7 @@ def trained_results(tmp_path_factory, tiny_screen):
     gene_table.insert(0, "gene", genes.to_numpy())
     write_table(gene_table, results / "genes" / "gene_embeddings.parquet")
 
-    crops, nuclei = _screen_crops(screen)
+    crops, nuclei, features = _screen_crops(screen)
     conditions = sorted(set(nuclei.Metadata_Condition) - {"EMPTY"})
     assignment = fold_assignment(conditions, N_FOLDS, 0, impactful)
     params = EncoderParams(
@@ -216,7 +225,7 @@ def trained_results(tmp_path_factory, tiny_screen):
             progress=False,
         )
         tables[fold] = embedding_table(nuclei, embed(model, crops, device="cpu"))
-    _build_profiles(results, tables, assignment)
+    _build_profiles(results, tables, assignment, features)
     return {"screen": screen, "results": results, "assignment": assignment, "impactful": impactful}
 
 
@@ -301,6 +310,49 @@ def test_new_target_end_to_end(trained_results, tmp_path, capsys):
     # without masks: the nuclei are segmented and the prediction still runs
     assert main([*argv[:2], *argv[4:6], "--out", str(tmp_path / "seg"), "--quiet"]) == 0
     assert json.loads((tmp_path / "seg" / "prediction.json").read_text())["segmented"]
+
+
+def test_new_target_follows_the_main_jobs_representation_and_direction(trained_results, tmp_path):
+    """With a main job that translated both profiles two ways, so does the new target."""
+    from i2r_utils.newtarget import format_top10, predict_new_target
+    from i2r_utils.profiles import translation_profiles
+    from i2r_utils.translation import fit_translator
+
+    screen, cond = trained_results["screen"], "BRAF"
+    results = tmp_path / "results"
+    shutil.copytree(trained_results["results"], results)
+    (results / cond).mkdir()
+    settings = {"representation": "both", "direction": "two_way", "kernel": "ntk", "depth": 2,
+                "metric": "euclidean", "alpha_grid": [0.01, 1.0]}  # fmt: skip
+    (results / cond / "result.json").write_text(json.dumps(settings))
+    fold = _fold_of(trained_results, cond)
+    raw, masks = _user_folders(screen, cond, tmp_path / "user")
+    res = predict_new_target(
+        raw, masks, results, fold=fold, exclude_condition=cond, progress=False, log=lambda m: None
+    )
+    assert res.info["translation"]["representation"] == "both"
+    assert res.info["translation"]["direction"] == "two_way"
+    # the profile is the screen's combined profile of the condition (encoder and features)
+    space = translation_profiles(results / "profiles", "both")
+    space = space[space.Metadata_Fold == fold].reset_index(drop=True)
+    feats = [c for c in space.columns if not c.startswith("Metadata_")]
+    assert any(c.startswith("cnn__") for c in feats) and any(
+        c.startswith("features__") for c in feats
+    )
+    screen_row = space.loc[space.Metadata_Condition == cond, feats].to_numpy(float)[0]
+    np.testing.assert_allclose(res.profile, screen_row, atol=1e-8)
+    # and the ranking is the two-way ranking of a translation fitted without the condition
+    genes = pd.read_parquet(results / "genes" / "gene_embeddings.parquet").set_index("gene")
+    train = [c for c in trained_results["impactful"] if c != cond]
+    model, used = fit_translator(space, genes, train, alphas=(0.01, 1.0), direction="two_way")
+    assert used == res.info["train_conditions"]
+    expect = model.rank(screen_row, genes)
+    assert res.ranking["gene"].tolist() == expect["gene"].tolist()
+    r = res.ranking
+    assert {"rank_image_to_gene", "rank_gene_to_image"} <= set(r.columns)
+    np.testing.assert_allclose(r["distance"], (r.rank_image_to_gene + r.rank_gene_to_image) / 2)
+    assert r["distance"].is_monotonic_increasing and r["score"].is_monotonic_decreasing
+    assert "mean rank" in format_top10(r)
 
 
 def test_new_target_bad_image_stop_or_skip(trained_results, tmp_path, capsys):

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from i2r_utils.io import InputError
 from i2r_utils.profiles import aggregate
 
 
@@ -120,3 +121,62 @@ def test_strong_perturbations_rank_the_strong_condition_first():
         ranks.Metadata_Condition
     )
     assert ranks.n_plates.eq(2).all() and ranks["rank"].tolist() == [1, 2, 3]
+
+
+def test_combine_blocks_weighs_blocks_alike():
+    from i2r_utils.profiles import combine_blocks
+
+    rng = np.random.default_rng(0)
+    conds = ["A", "B", "C"]
+    big = pd.DataFrame(rng.normal(size=(3, 100)), columns=[f"f{i}" for i in range(100)])
+    big.insert(0, "Metadata_Condition", conds)
+    small = pd.DataFrame(rng.normal(size=(3, 4)), columns=[f"s{i}" for i in range(4)])
+    small.insert(0, "Metadata_Condition", conds[::-1])  # other row order: joined by condition
+    out = combine_blocks({"cnn": big, "features": small})
+    assert out["Metadata_Condition"].tolist() == conds
+    assert [c for c in out.columns if c.startswith("cnn__")] == [f"cnn__f{i}" for i in range(100)]
+    np.testing.assert_allclose(out["cnn__f3"], big["f3"] / 10)
+    np.testing.assert_allclose(
+        out["features__s1"], small.set_index("Metadata_Condition").loc[conds, "s1"] / 2
+    )
+    # each block's mean squared entry becomes its share: equal weight whatever its size
+    for name, n in (("cnn", 100), ("features", 4)):
+        block = out[[c for c in out.columns if c.startswith(name + "__")]].to_numpy()
+        assert (block**2).sum(1).mean() == pytest.approx(
+            ((big if name == "cnn" else small).iloc[:, 1:].to_numpy() ** 2).sum(1).mean() / n
+        )
+    with pytest.raises(InputError, match="no feature columns"):
+        combine_blocks({"a": big[["Metadata_Condition"]]})
+
+
+def test_translation_profiles_three_representations(tmp_path):
+    from i2r_utils.io import write_table
+    from i2r_utils.profiles import translation_profiles
+
+    rng = np.random.default_rng(1)
+    conds = ["EMPTY", "A", "B"]
+    cnn = pd.concat(
+        [pd.DataFrame({"Metadata_Fold": k, "Metadata_Condition": conds,
+                       "cnn_0": rng.normal(size=3), "cnn_1": rng.normal(size=3)})
+         for k in (0, 1)], ignore_index=True,
+    )  # fmt: skip
+    feats = pd.DataFrame({"Metadata_Condition": conds, "Nuclei_X": rng.normal(size=3)})
+    write_table(cnn, tmp_path / "cnn_condition_profiles.parquet")
+    with pytest.raises(InputError, match="run stage 05"):
+        translation_profiles(tmp_path, "both")
+    write_table(feats, tmp_path / "features_condition_profiles.parquet")
+    write_table(pd.DataFrame({"Metadata_Condition": ["A", "B"], "Metadata_Fold": [0, 1]}),
+                tmp_path / "fold_assignment.csv")  # fmt: skip
+    pd.testing.assert_frame_equal(translation_profiles(tmp_path, "cnn"), cnn)
+    f = translation_profiles(tmp_path, "features")
+    assert f.groupby("Metadata_Fold").size().to_dict() == {0: 3, 1: 3}
+    assert f.loc[f.Metadata_Fold == 1, "Nuclei_X"].tolist() == feats["Nuclei_X"].tolist()
+    b = translation_profiles(tmp_path, "both")
+    assert list(b.columns) == ["Metadata_Fold", "Metadata_Condition", "cnn__cnn_0", "cnn__cnn_1",
+                               "features__Nuclei_X"]  # fmt: skip
+    row = b[(b.Metadata_Fold == 1) & (b.Metadata_Condition == "A")].iloc[0]
+    src = cnn[(cnn.Metadata_Fold == 1) & (cnn.Metadata_Condition == "A")].iloc[0]
+    assert row["cnn__cnn_1"] == pytest.approx(src["cnn_1"] / np.sqrt(2))
+    assert row["features__Nuclei_X"] == pytest.approx(feats.loc[1, "Nuclei_X"])
+    with pytest.raises(InputError, match="unknown representation"):
+        translation_profiles(tmp_path, "pixels")

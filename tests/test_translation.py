@@ -231,3 +231,61 @@ def test_fold_space_loo_ranks_and_summary():
 
 def tr_cols(df):
     return [c for c in df.columns if not c.startswith("Metadata_")]
+
+
+@pytest.mark.parametrize("direction", ["gene_to_image", "two_way"])
+def test_translation_model_directions_and_their_baselines(direction):
+    from i2r_utils.translation import TranslationModel
+    from i2r_utils.twoway import fuse_ranks
+
+    emb, prof, conds = _screen()
+    ranks, perm_means = [], []
+    for held in conds[:8]:
+        ts = training_set(prof, emb, held, prof["Metadata_Condition"])
+        genes = [c.upper() for c in ts["conditions"]]
+        ranking, res = translate_held_out(
+            ts["x_train"], ts["y_train"], ts["x_test"], emb, held, "linear",
+            alphas=(0.001, 0.01), n_permutations=30, direction=direction, train_genes=genes,
+        )  # fmt: skip
+        assert res["direction"] == direction and res["comparison"][direction] == res["true_rank"]
+        assert {"gene_to_image", "two_way", "linear/euclidean"} <= set(res["comparison"])
+        assert res["reverse_width"] > 0 and res["reverse_noise"] > 0
+        assert ranking["rank"].tolist() == list(range(1, len(emb) + 1))
+        assert ranking["distance"].is_monotonic_increasing
+        ranks.append(res["true_rank"])
+        perm_means.append(res["permutation_mean_rank"])
+    assert np.mean(ranks) < 4 and np.mean(perm_means) > 10
+    # the two-way ranking is the fusion of the two single-direction rankings
+    ts = training_set(prof, emb, conds[0], prof["Metadata_Condition"])
+    genes = [c.upper() for c in ts["conditions"]]
+    model = TranslationModel.fit(ts["x_train"], ts["y_train"], genes, emb, "two_way", "linear")
+    two = model.rank(ts["x_test"], emb).set_index("gene").loc[emb.index]
+    one = {
+        d: TranslationModel(d, model.forward, model.reverse).rank(ts["x_test"], emb)
+        for d in ("image_to_gene", "gene_to_image")
+    }
+    d_fwd = one["image_to_gene"].set_index("gene").loc[emb.index, "distance"].to_numpy()
+    d_rev = one["gene_to_image"].set_index("gene").loc[emb.index, "distance"].to_numpy()
+    mean_rank, fused = fuse_ranks(d_fwd, d_rev)
+    np.testing.assert_array_equal(two["rank"].to_numpy(), fused)
+    np.testing.assert_allclose(two["distance"].to_numpy(), mean_rank)
+    np.testing.assert_allclose(two["distance_gene_to_image"].to_numpy(), d_rev)
+    # the baseline of a two-way ranking: one valid rank per permutation
+    r = model.permuted_ranks(ts["x_test"], emb, conds[0], 5, seed=1)
+    assert r.shape == (5,) and (r >= 1).all() and (r <= len(emb)).all()
+    with pytest.raises(ValueError, match="train_genes"):
+        translate_held_out(ts["x_train"], ts["y_train"], ts["x_test"], emb, conds[0],
+                           direction="two_way")  # fmt: skip
+    with pytest.raises(InputError, match="unknown direction"):
+        TranslationModel.fit(ts["x_train"], ts["y_train"], genes, emb, "sideways")
+    with pytest.raises(ValueError, match="candidate table"):
+        model.rank(ts["x_test"], emb.iloc[::-1])
+
+
+def test_fit_translator_two_way_ranks_a_new_profile():
+    emb, prof, conds = _screen()
+    model, used = fit_translator(prof, emb, conds[1:], "linear", alphas=(0.001,),
+                                 direction="two_way")  # fmt: skip
+    assert conds[0] not in used and model.reverse is not None
+    x = prof.set_index("Metadata_Condition").loc[[conds[0]]].to_numpy(float)
+    assert true_rank(model.rank(x, emb), conds[0]) <= 3

@@ -13,8 +13,10 @@ stage and hands them to an executor; the stages themselves run one after another
   e.g. ``~/.config/dask/jobqueue.yaml`` or ``DASK_JOBQUEUE__SLURM__QUEUE=...``).
 
 Every unit keeps the same contract whatever runs it (:func:`run_unit`): it is skipped when
-its *done marker* (``<exec_dir>/<stage>.done.json``) holds the hash of its parameters and
-notebook source; otherwise the notebook is executed into ``<exec_dir>/<stage>.ipynb`` and the
+its *done marker* (``<exec_dir>/<stage>.done.json``) holds the hash of its parameters,
+notebook source and *upstream* digest (``Unit.upstream``: ``run_all.py`` hashes the done
+markers of the stages the unit reads from, each with the random id of the run that wrote
+it, so a unit reruns whenever one of its inputs was recomputed, forced or not); otherwise the notebook is executed into ``<exec_dir>/<stage>.ipynb`` and the
 marker is written atomically after success only. A failing unit never raises: it returns a
 :class:`UnitResult` with the error message and the path of the partially executed notebook,
 so the other units of the stage finish and keep their results, and a rerun executes only the
@@ -86,6 +88,9 @@ class Unit:
         Working directory of the kernel (the notebooks folder, so relative defaults work).
     kernel_name : str
         Jupyter kernel to run the notebook with.
+    upstream : str
+        Digest of the done markers of the units this one reads from ("" for none); part
+        of :func:`unit_key`.
     """
 
     stage: str
@@ -96,6 +101,7 @@ class Unit:
     exec_dir: str = "."
     cwd: str = "."
     kernel_name: str = "python3"
+    upstream: str = ""
 
     @property
     def output(self) -> Path:
@@ -157,10 +163,13 @@ def unit_key(unit: Unit) -> str:
     Returns
     -------
     str
-        SHA-256 of the parameters and the notebook source.
+        SHA-256 of the parameters, the notebook source and the upstream digest.
     """
     src = Path(unit.source).read_text()
-    payload = json.dumps({"p": unit.parameters, "src": src}, sort_keys=True, default=str)
+    content = {"p": unit.parameters, "src": src}
+    if unit.upstream:
+        content["up"] = unit.upstream
+    payload = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -231,7 +240,8 @@ def run_unit(unit: Unit, force: bool = False) -> UnitResult:
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none propagates
         return UnitResult(unit, "failed", time.perf_counter() - t0, _error_message(exc), host)
     seconds = time.perf_counter() - t0
-    write_json({"key": key, "seconds": round(seconds, 2), "host": host}, unit.marker)
+    marker = {"key": key, "run": uuid.uuid4().hex, "seconds": round(seconds, 2), "host": host}
+    write_json(marker, unit.marker)
     return UnitResult(unit, "ran", seconds, host=host)
 
 

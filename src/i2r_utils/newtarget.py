@@ -8,10 +8,13 @@ Image2Reg demo does for its ``UNKNOWN`` condition:
    classical method of :mod:`i2r_utils.segmentation` when no mask folder is given) and
    validate both (:mod:`i2r_utils.io`); rescale to the screen's magnification
    (``--pixel-scale``);
-2. filter the nuclei and cut 64x64 crops (:mod:`i2r_utils.nuclei`);
+2. filter the nuclei and cut 64x64 crops (:mod:`i2r_utils.nuclei`), and measure their
+   hand-crafted chromatin features (:mod:`i2r_utils.features`) when the main job's
+   translation uses them;
 3. embed the crops with the trained encoder of one fold (:mod:`i2r_utils.encoder`),
-   aggregate nucleus -> image (median) -> condition (mean) and apply that fold's sphering
-   transform (:mod:`i2r_utils.profiles`);
+   aggregate nucleus -> image (median) -> condition (mean) and apply the screen's sphering
+   transforms (:mod:`i2r_utils.profiles`); combine the encoder and feature profiles as the
+   main job's ``representation`` does (:func:`i2r_utils.profiles.translation_profiles`);
 4. fit the translation kernel ridge regression on the screen's impactful conditions in
    that fold's space and rank every candidate gene (:mod:`i2r_utils.translation`);
 5. print the 10 most likely over-expressed genes with their scores and write the tables.
@@ -70,7 +73,9 @@ class NewTargetResult:
     ----------
     ranking : pandas.DataFrame
         Every candidate gene: ``rank``, ``gene``, ``score`` (higher = more likely),
-        ``distance`` (of its embedding to the predicted one).
+        ``distance`` (image to gene: of its embedding to the predicted one; gene to image:
+        of its predicted profile to the observed one; two-way: the mean of the two
+        directions' ranks, given beside it with their distances).
     images : pandas.DataFrame
         One row per input image: status (``ok`` or ``skipped``), nuclei kept, filter
         counts and, for skipped images, the error.
@@ -120,13 +125,16 @@ def _nucleus_filter():
     return NucleusFilter()
 
 
-def _filter_and_crop(image: np.ndarray, labels: np.ndarray, filt) -> tuple[np.ndarray, dict]:
-    """Filter the nuclei of one image and cut their crops as the screen's were cut."""
+def _filter_and_crop(image: np.ndarray, labels: np.ndarray, filt):
+    """Filter the nuclei of one image and cut their crops as the screen's were cut.
+
+    Returns the crops, the filter counts and the labels of the kept nuclei.
+    """
     from .nuclei import crop_nuclei, filter_nuclei, normalize_image
 
     kept, counts = filter_nuclei(labels, filt)
     crops = crop_nuclei(normalize_image(image), labels, kept["centroid"], kept["label"])
-    return crops, counts
+    return crops, counts, kept["label"]
 
 
 def filter_message(what: str, counts, pixel_scale: float = 1.0, min_nuclei: int = 2) -> str:
@@ -176,8 +184,9 @@ def process_image(
     pixel_scale: float = 1.0,
     min_nuclei: int = 1,
     filt=None,
-) -> tuple[np.ndarray, dict]:
-    """Read, validate, (segment,) filter and crop the nuclei of one image.
+    features: bool = False,
+):
+    """Read, validate, (segment,) filter, crop (and measure) the nuclei of one image.
 
     Parameters
     ----------
@@ -195,6 +204,9 @@ def process_image(
         Fewest nuclei the image must keep after filtering (an image without any is bad).
     filt : NucleusFilter, optional
         Nucleus filters; the screen's defaults when None.
+    features : bool
+        Also measure the hand-crafted chromatin features of the kept nuclei (on the image
+        at the screen's scale, as notebook 01 does).
 
     Returns
     -------
@@ -202,6 +214,9 @@ def process_image(
         ``(n, 64, 64)`` crops of the kept nuclei.
     counts : dict
         Filter counts (``n_objects``, ``removed_<filter>``, ``n_kept``) and ``segmented``.
+    feats : pandas.DataFrame
+        Only with ``features``: one row of features per kept nucleus
+        (:func:`i2r_utils.features.extract_features`).
 
     Raises
     ------
@@ -224,11 +239,17 @@ def process_image(
     segmented = labels is None
     if segmented:
         labels = _segment(image)
-    crops, counts = _filter_and_crop(image, labels, filt if filt is not None else _nucleus_filter())
+    crops, counts, kept = _filter_and_crop(
+        image, labels, filt if filt is not None else _nucleus_filter()
+    )
     counts = {**counts, "segmented": segmented}
     if counts.get("n_kept", len(crops)) < min_nuclei:
         raise InputError(filter_message(f"image {image_path}", counts, pixel_scale, min_nuclei))
-    return crops, counts
+    if not features:
+        return crops, counts
+    from .features import extract_features
+
+    return crops, counts, extract_features(image, labels, kept)
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,11 +292,12 @@ def _embed(model, crops: np.ndarray) -> np.ndarray:
     return embed(model, crops)
 
 
-def _aggregate(per_image: list[np.ndarray], names: list[str]) -> pd.DataFrame:
+def _aggregate(per_image: list, names: list[str]) -> pd.DataFrame:
     """Nucleus -> image (median) -> condition (mean), as the screen's profiles.
 
-    Returns a one-row raw profile table (``Metadata_Condition`` = ``"NEW_TARGET"`` and the
-    embedding columns named as in the screen's embedding tables).
+    ``per_image`` holds per image either an embedding array (columns named as in the
+    screen's embedding tables) or a feature table. Returns a one-row raw profile table
+    (``Metadata_Condition`` = ``"NEW_TARGET"``).
     """
     from .encoder import embedding_table
     from .profiles import aggregate
@@ -286,22 +308,38 @@ def _aggregate(per_image: list[np.ndarray], names: list[str]) -> pd.DataFrame:
             "Metadata_ImageName": np.repeat(names, [len(e) for e in per_image]),
         }
     )
-    nuclei = embedding_table(meta, np.concatenate(per_image))
+    if isinstance(per_image[0], pd.DataFrame):
+        table = pd.concat(per_image, ignore_index=True)
+        nuclei = pd.concat([meta, table[feature_columns(table)]], axis=1)
+    else:
+        nuclei = embedding_table(meta, np.concatenate(per_image))
     images = aggregate(nuclei, ["Metadata_Condition", "Metadata_ImageName"], "median")
     images = images.drop(columns=["Metadata_Count", "Metadata_ImageName"])
     return aggregate(images, ["Metadata_Condition"], "mean").drop(columns="Metadata_Count")
 
 
-def _sphere(profile: pd.DataFrame, results_dir: Path, fold: int) -> pd.DataFrame:
-    """Apply the fold's batch correction (sphering) to a raw condition profile.
+def _sphere(profile: pd.DataFrame, results_dir: Path, name: str) -> pd.DataFrame:
+    """Apply one of the screen's batch corrections (``sphering_<name>.npz``) to a raw profile.
 
-    Without plate or control columns the transform centres on the screen's pooled control
-    wells, the way :class:`i2r_utils.profiles.Sphering` handles a new target.
+    ``name`` is ``fold<k>`` (the encoder of fold ``k``) or ``features``. Without plate or
+    control columns the transform centres on the screen's pooled control wells, the way
+    :class:`i2r_utils.profiles.Sphering` handles a new target.
     """
     from .profiles import load_sphering
 
-    path = results_dir / "profiles" / f"sphering_fold{fold}.npz"
-    return load_sphering(_need(path, f"sphering transform of fold {fold}")).transform(profile)
+    path = results_dir / "profiles" / f"sphering_{name}.npz"
+    return load_sphering(_need(path, f"sphering transform {name}")).transform(profile)
+
+
+def _profile(cnn: pd.DataFrame | None, feats: pd.DataFrame | None, representation: str):
+    """Return the new target's sphered profile in the translation's representation."""
+    from .profiles import combine_blocks
+
+    if representation == "cnn":
+        return cnn
+    if representation == "features":
+        return feats
+    return combine_blocks({"cnn": cnn, "features": feats})
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,15 +347,19 @@ def _sphere(profile: pd.DataFrame, results_dir: Path, fold: int) -> pd.DataFrame
 # --------------------------------------------------------------------------------------------
 
 
-def _fold_profiles(results_dir: Path, fold: int | None) -> pd.DataFrame:
+def _fold_profiles(results_dir: Path, fold: int | None, representation: str = "cnn"):
     """Sphered condition profiles of the screen in one fold's space (all folds if None)."""
-    path = _need(results_dir / "profiles" / "cnn_condition_profiles.parquet", "condition profiles")
-    prof = read_table(path)
+    from .profiles import translation_profiles
+
+    prof = translation_profiles(results_dir / "profiles", representation)
     if fold is None:
         return prof
     prof = prof[prof["Metadata_Fold"] == fold]
     if prof.empty:
-        raise InputError(f"{path}: no profiles in the space of fold {fold}; check --fold.")
+        raise InputError(
+            f"{results_dir / 'profiles'}: no {representation} profiles in the space of fold "
+            f"{fold}; check --fold."
+        )
     return prof
 
 
@@ -344,15 +386,27 @@ def _gene_embeddings(results_dir: Path) -> pd.DataFrame:
 
 
 def _translation_settings(results_dir: Path) -> dict:
-    """Kernel, depth, ridge grid and metric of the main job (from a ``result.json``)."""
-    settings = {"kernel": "ntk", "depth": 2, "alphas": None, "metric": "euclidean"}
+    """Return the main job's translation settings (from a ``result.json``).
+
+    Representation, direction, kernel, depth, ridge grid and metric. Results written
+    before the ``representation`` and ``direction`` options translated the encoder's
+    profiles (``"cnn"``) from image to gene.
+    """
+    settings = {
+        "representation": "cnn", "direction": "image_to_gene", "kernel": "ntk", "depth": 2,
+        "alphas": None, "metric": "euclidean",
+    }  # fmt: skip
     for path in sorted(results_dir.glob("*/result.json")):
         try:
             res = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         settings.update(
-            {k: res[k] for k in ("kernel", "depth", "metric") if res.get(k) is not None}
+            {
+                k: res[k]
+                for k in ("representation", "direction", "kernel", "depth", "metric")
+                if res.get(k) is not None
+            }
         )
         if res.get("alpha_grid"):
             settings["alphas"] = tuple(res["alpha_grid"])
@@ -369,24 +423,33 @@ def _fit_translation(results_dir: Path, fold: int, exclude: Sequence[str], setti
     from .translation import fit_translator
 
     genes = _gene_embeddings(results_dir)
-    space = _fold_profiles(results_dir, fold)
+    space = _fold_profiles(results_dir, fold, settings.get("representation", "cnn"))
     drop = {c.upper() for c in exclude}
     conditions = [c for c in _impactful(results_dir) if c.upper() not in drop]
-    kwargs = {"kernel": settings["kernel"], "depth": settings["depth"]}
+    kwargs = {
+        "kernel": settings["kernel"],
+        "depth": settings["depth"],
+        "direction": settings.get("direction", "image_to_gene"),
+    }
     if settings.get("alphas"):
         kwargs["alphas"] = settings["alphas"]
     translator, used = fit_translator(space, genes, conditions, **kwargs)
     return translator, used, feature_columns(space), genes
 
 
-def _rank(translator, profile: np.ndarray, genes: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Rank candidate genes by the distance of their embedding to the prediction."""
-    ranking = translator.rank(np.asarray(profile, float)[None, :], genes, metric)
+def _rank(model, profile: np.ndarray, genes: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rank candidate genes with the fitted translation (:class:`TranslationModel`).
+
+    ``distance`` is the direction's distance, or the mean of the two directions' ranks
+    (``two_way``, whose per-direction ranks and distances follow).
+    """
+    ranking = model.rank(np.asarray(profile, float)[None, :], genes, metric)
     d = ranking["distance"].to_numpy(float)
-    # score in (0, 1]: 1 for the nearest gene, decaying with the distance relative to the
-    # spread of candidate distances (higher = more likely)
+    # score in (0, 1]: 1 for the most likely gene, decaying with the distance relative to
+    # the spread over the candidates (higher = more likely)
     ranking["score"] = np.exp(-(d - d.min()) / max(d.std(), 1e-12))
-    return ranking[["rank", "gene", "score", "distance"]]
+    first = ["rank", "gene", "score", "distance"]
+    return ranking[first + [c for c in ranking.columns if c not in first]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -446,12 +509,15 @@ def predict_new_target(
         raise InputError(f"--on-error must be 'stop' or 'skip', got {on_error!r}")
     results_dir = Path(results_dir)
     # check the results folder before the (slow) image loop
+    settings = _translation_settings(results_dir)
+    representation = settings["representation"]
+    use_cnn, use_features = representation in ("cnn", "both"), representation != "cnn"
     for rel, what in [
         ("encoders", "encoders folder"),
         ("profiles/cnn_condition_profiles.parquet", "condition profiles"),
         ("genes/gene_embeddings.parquet", "gene embeddings"),
         ("screen/impactful.csv", "impactful conditions"),
-    ]:
+    ] + [("profiles/sphering_features.npz", "sphering of the features")] * use_features:
         _need(results_dir / rel, what)
     pairs = pair_images_masks(images_dir, masks_dir, strict=False)
     model, enc_info = _load_encoder(results_dir, fold)
@@ -465,16 +531,17 @@ def predict_new_target(
             f"leakage-free evaluation pass --fold {_fold_of(results_dir, exclude_condition)}."
         )
 
-    per_image, rows = [], []
+    per_image, per_image_feats, rows = [], [], []
     bar = tqdm(pairs.itertuples(index=False), total=len(pairs), desc="images", disable=not progress)
     for rec in bar:
         row = {"Metadata_ImageName": rec.Metadata_ImageName, "image": rec.Metadata_ImagePath}
         try:
-            crops, counts = process_image(
+            crops, counts, *feats = process_image(
                 rec.Metadata_ImagePath,
                 rec.Metadata_MaskPath or None,
                 masks_dir,
                 pixel_scale,
+                features=use_features,
             )
         except (InputError, ValueError) as exc:  # ValueError: e.g. an image skimage rejects
             if not isinstance(exc, InputError):
@@ -487,7 +554,9 @@ def predict_new_target(
             log(f"skipped: {exc}")
             rows.append({**row, "status": "skipped", "n_nuclei": 0, "error": str(exc)})
             continue
-        per_image.append(_embed(model, crops))
+        per_image.append(_embed(model, crops) if use_cnn else np.empty((len(crops), 0)))
+        if use_features:
+            per_image_feats.append(feats[0])
         rows.append({**row, "status": "ok", "n_nuclei": len(crops), **counts, "error": ""})
     report = pd.DataFrame(rows)
     if not per_image:
@@ -502,17 +571,24 @@ def predict_new_target(
             + " Nothing was written."
         )
     used_names = report.loc[report["status"] == "ok", "Metadata_ImageName"].tolist()
-    profile = _sphere(_aggregate(per_image, used_names), results_dir, fold)
-    settings = _translation_settings(results_dir)
+    cnn_profile = (
+        _sphere(_aggregate(per_image, used_names), results_dir, f"fold{fold}") if use_cnn else None
+    )
+    feat_profile = (
+        _sphere(_aggregate(per_image_feats, used_names), results_dir, "features")
+        if use_features
+        else None
+    )
+    profile = _profile(cnn_profile, feat_profile, representation)
     translator, names, feats, genes = _fit_translation(
         results_dir, fold, [exclude_condition] if exclude_condition else [], settings
     )
     missing = [f for f in feats if f not in profile.columns]
     if missing:
         raise InputError(
-            f"{results_dir}: the condition profiles of fold {fold} have features the encoder "
-            f"does not produce (e.g. {missing[:3]}); the results folder is inconsistent, rerun "
-            "the main job."
+            f"{results_dir}: the {representation} condition profiles of fold {fold} have "
+            f"features this run does not produce (e.g. {missing[:3]}); the results folder is "
+            "inconsistent, rerun the main job."
         )
     vector = profile[feats].to_numpy(float)[0]
     ranking = _rank(translator, vector, genes, settings["metric"])
@@ -529,7 +605,7 @@ def predict_new_target(
         "n_images_used": int((report["status"] == "ok").sum()),
         "n_images_skipped": int((report["status"] == "skipped").sum()),
         "n_nuclei": int(report["n_nuclei"].sum()),
-        "translation": {**settings, "alpha": float(translator.alpha_)},
+        "translation": {**settings, "alpha": float(translator.forward.alpha_)},
         "n_train_conditions": len(names),
         "train_conditions": names,
         "n_candidates": int(len(genes)),
@@ -577,7 +653,12 @@ def format_top10(ranking: pd.DataFrame, k: int = 10) -> str:
     str
         The table.
     """
-    lines = [f"{'rank':>4}  {'gene':<12} {'score':>7} {'distance':>9}"]
+    label = (
+        "mean rank"
+        if "rank_gene_to_image" in ranking and "rank_image_to_gene" in ranking
+        else "distance"
+    )
+    lines = [f"{'rank':>4}  {'gene':<12} {'score':>7} {label:>9}"]
     for r in ranking.head(k).itertuples(index=False):
         lines.append(f"{r.rank:>4}  {r.gene:<12} {r.score:>7.3f} {r.distance:>9.3f}")
     return "\n".join(lines)

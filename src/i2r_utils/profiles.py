@@ -8,6 +8,12 @@ applied (as pycytominer's ``Spherize(method="ZCA")``, tested against it). The fi
 transform is saved as ``.npz`` (:meth:`Sphering.save`) and loaded with
 :func:`load_sphering`, so new images can be profiled in the same space.
 :func:`strong_perturbations` ranks conditions by phenotype strength (thesis Algorithm 1).
+
+The translation reads its condition profiles through :func:`translation_profiles`: the
+trained encoder's (``"cnn"``, one space per fold), the hand-crafted features'
+(``"features"``) or both side by side (``"both"``, :func:`combine_blocks`: each sphered
+block divided by the square root of its dimension, so both weigh alike whatever their
+sizes).
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ __all__ = [
     "strong_perturbations",
     "ProfileSet",
     "build_profiles",
+    "REPRESENTATIONS",
+    "combine_blocks",
+    "translation_profiles",
 ]
 
 CONTROL = "EMPTY"
@@ -474,3 +483,105 @@ def build_profiles(nuclei: pd.DataFrame, lam: float = 1e-2, control: str = CONTR
     sph = fit_sphering(wells, lam, control)
     before, after = sph.standardize(wells), sph.transform(wells)
     return ProfileSet(sph, wells, before, after, condition_means(before), condition_means(after))
+
+
+# --------------------------------------------------------------------------------------------
+# the profiles the translation uses
+# --------------------------------------------------------------------------------------------
+
+REPRESENTATIONS = ("cnn", "features", "both")
+
+
+def combine_blocks(blocks: dict[str, pd.DataFrame], on: str = "Metadata_Condition") -> pd.DataFrame:
+    """Join feature blocks row by row, each divided by the square root of its dimension.
+
+    After sphering every feature has unit variance over the control wells, so a block of
+    ``d`` features has squared norm about ``d``; dividing by ``sqrt(d)`` gives every block
+    the same weight in distances and kernels. The scaling depends on the dimensions only,
+    so a new target's profile is combined exactly as the screen's.
+
+    Parameters
+    ----------
+    blocks : dict of str to pandas.DataFrame
+        Block name -> table with the ``on`` column and features (other ``Metadata_``
+        columns are taken from the first block).
+    on : str
+        Column that matches rows across blocks (inner join, order of the first block).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Metadata of the first block, then every block's features prefixed ``<name>__``.
+    """
+    if not blocks:
+        raise ValueError("no blocks to combine")
+    out = None
+    for name, df in blocks.items():
+        if on not in df:
+            raise InputError(f"block {name!r} has no {on} column")
+        feats = feature_columns(df)
+        if not feats:
+            raise InputError(f"block {name!r} has no feature columns")
+        scaled = df[feats].astype(float) / np.sqrt(len(feats))
+        scaled.columns = [f"{name}__{c}" for c in feats]
+        part = pd.concat([df[[on]], scaled], axis=1)
+        if out is None:
+            out = pd.concat([get_metadata(df), scaled], axis=1)
+        else:
+            out = out.merge(part, on=on, how="inner", validate="one_to_one")
+    return out.reset_index(drop=True)
+
+
+def translation_profiles(
+    profiles_dir: str | os.PathLike, representation: str = "cnn"
+) -> pd.DataFrame:
+    """Condition profiles for the translation, one row per fold space and condition.
+
+    Parameters
+    ----------
+    profiles_dir : path-like
+        ``work_dir/profiles`` of a completed stage 05 (``cnn_condition_profiles.parquet``,
+        ``features_condition_profiles.parquet``, ``fold_assignment.csv``).
+    representation : {"cnn", "features", "both"}
+        ``"cnn"``: the trained encoder's sphered profiles (a condition's row in fold space
+        ``k`` comes from the encoder of fold ``k``); ``"features"``: the sphered
+        hand-crafted features, repeated in every fold space (no encoder, so no leakage);
+        ``"both"``: per fold space, the two side by side (:func:`combine_blocks`, blocks
+        ``cnn`` and ``features``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``Metadata_Fold``, ``Metadata_Condition`` (and other metadata) and features.
+    """
+    from .io import read_table
+
+    if representation not in REPRESENTATIONS:
+        raise InputError(
+            f"unknown representation {representation!r}; choose one of {list(REPRESENTATIONS)}"
+        )
+    pdir = Path(profiles_dir)
+    need = {
+        "cnn": ["cnn_condition_profiles.parquet"],
+        "features": ["features_condition_profiles.parquet", "fold_assignment.csv"],
+    }
+    need["both"] = need["cnn"] + need["features"]
+    missing = [n for n in need[representation] if not (pdir / n).is_file()]
+    if missing:
+        raise InputError(f"{pdir}: missing {missing}; run stage 05 (05_build_profiles) first.")
+    if representation == "cnn":
+        return read_table(pdir / "cnn_condition_profiles.parquet")
+    feats = read_table(pdir / "features_condition_profiles.parquet")
+    folds = read_table(pdir / "fold_assignment.csv")["Metadata_Fold"]
+    folds = sorted(int(f) for f in folds.unique())
+    if representation == "features":
+        return pd.concat(
+            [feats.assign(Metadata_Fold=k)[["Metadata_Fold", *feats.columns]] for k in folds],
+            ignore_index=True,
+        )
+    cnn = read_table(pdir / "cnn_condition_profiles.parquet")
+    out = []
+    for k in folds:
+        space = cnn[cnn["Metadata_Fold"] == k]
+        out.append(combine_blocks({"cnn": space, "features": feats}))
+    return pd.concat(out, ignore_index=True)

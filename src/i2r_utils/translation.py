@@ -18,6 +18,13 @@ the held-out row never enters that scaling or the choice of ``alpha``. A constan
 ``bias`` (default 1) is added to every kernel, i.e. a penalised intercept, because the
 targets (unit vectors) are not centred.
 
+Directions (``direction``): ``"image_to_gene"`` is Image2Reg's (above);
+``"gene_to_image"`` predicts every candidate's image profile from its gene embedding and
+ranks candidates by the distance to the observed profile
+(:class:`i2r_utils.twoway.GeneToImage`); ``"two_way"`` averages the two rankings
+(:func:`i2r_utils.twoway.fuse_ranks`). :class:`TranslationModel` holds the fitted
+directions.
+
 Baselines (beside every result): uniform random (``acc(k) = k/N``, expected rank
 ``(N+1)/2``), the permutation baseline of Image2Reg's ``--random`` (the rows of the training
 gene-embedding table are permuted before the fit, ``alpha`` re-selected each time) and the
@@ -38,6 +45,7 @@ import pandas as pd
 
 from .columns import feature_columns
 from .io import InputError
+from .twoway import GeneToImage, fuse_ranks, ranks_from_scores
 
 __all__ = [
     "ntk_relu",
@@ -45,6 +53,8 @@ __all__ = [
     "KernelRidge",
     "loo_predictions",
     "Translator",
+    "DIRECTIONS",
+    "TranslationModel",
     "rank_genes",
     "true_rank",
     "ranks_of",
@@ -61,6 +71,13 @@ __all__ = [
 ]
 
 DEFAULT_ALPHAS = (0.001, 0.01, 0.1, 1.0, 10.0)
+DIRECTIONS = ("image_to_gene", "gene_to_image", "two_way")
+
+
+def _permutations(n: int, n_perm: int, seed: int) -> list[np.ndarray]:
+    """Return the permutations of ``n`` training rows every permutation baseline uses."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(n) for _ in range(n_perm)]
 
 
 def ntk_relu(x: np.ndarray, y: np.ndarray | None = None, depth: int = 2) -> np.ndarray:
@@ -384,7 +401,9 @@ class Translator:
         """
         return rank_genes(self.predict(x)[0], gene_emb, metric)
 
-    def permuted_predictions(self, x: np.ndarray, n_perm: int, seed: int = 0) -> np.ndarray:
+    def permuted_predictions(
+        self, x: np.ndarray, n_perm: int, seed: int = 0, perms=None
+    ) -> np.ndarray:
         """Predictions after permuting the training gene-embedding rows (``alpha`` re-chosen).
 
         Parameters
@@ -395,19 +414,23 @@ class Translator:
             Permutations.
         seed : int
             Random seed.
+        perms : sequence of numpy.ndarray, optional
+            The permutations to use (default: ``n_perm`` drawn from ``seed``); row ``i``
+            of the training profiles gets the gene embedding of row ``p[i]``.
 
         Returns
         -------
         numpy.ndarray
             ``(n_perm, k)`` predictions.
         """
-        rng = np.random.default_rng(seed)
+        if perms is None:
+            perms = _permutations(len(self.y_), n_perm, seed)
         kx = self._k(self._scale(np.atleast_2d(x)), self.x_)[0]
         grid = {*self.alpha_grid_.tolist(), float(self.fallback_alpha)}
         weights = {a: kx @ self._coef(a) for a in grid}
-        out = np.empty((n_perm, self.y_.shape[1]))
-        for i in range(n_perm):
-            yp = self.y_[rng.permutation(len(self.y_))]
+        out = np.empty((len(perms), self.y_.shape[1]))
+        for i, p in enumerate(perms):
+            yp = self.y_[p]
             alpha, _ = self._select(yp)
             out[i] = weights[alpha] @ yp
         return out
@@ -444,10 +467,7 @@ def rank_genes(pred: np.ndarray, gene_emb: pd.DataFrame, metric: str = "euclidea
         the table order).
     """
     d = _distances(np.asarray(pred, float).ravel(), gene_emb.to_numpy(float), metric)[0]
-    order = np.argsort(d, kind="stable")
-    return pd.DataFrame(
-        {"gene": gene_emb.index[order], "distance": d[order], "rank": np.arange(1, len(d) + 1)}
-    )
+    return rank_genes_by(d, gene_emb.index)
 
 
 def true_rank(ranking: pd.DataFrame, gene: str) -> int:
@@ -600,6 +620,183 @@ def permutation_ranks(
     return ranks_of(tr.permuted_predictions(x_test, n_perm, seed), gene_emb, gene, metric)
 
 
+@dataclass
+class TranslationModel:
+    """A fitted translation in one or both directions (see the module docstring).
+
+    Build it with :meth:`fit`; it ranks candidate genes for a raw profile (:meth:`rank`)
+    and gives the permutation baseline of the same directions (:meth:`permuted_ranks`).
+
+    Parameters
+    ----------
+    direction : {"image_to_gene", "gene_to_image", "two_way"}
+        Direction(s) used for ranking.
+    forward : Translator
+        Image-to-gene model (always fitted: its prediction is reported and drawn).
+    reverse : GeneToImage or None
+        Gene-to-image model (``gene_to_image`` and ``two_way``).
+    """
+
+    direction: str
+    forward: Translator
+    reverse: GeneToImage | None = None
+
+    @classmethod
+    def fit(
+        cls, x_train, y_train, train_genes, gene_emb: pd.DataFrame,
+        direction: str = "image_to_gene", kernel: str = "ntk", depth: int = 2,
+        alphas=DEFAULT_ALPHAS,
+    ) -> TranslationModel:  # fmt: skip
+        """Fit the requested direction(s) on the training conditions.
+
+        Parameters
+        ----------
+        x_train, y_train : numpy.ndarray
+            Raw training profiles and their gene embeddings.
+        train_genes : sequence of str
+            Gene of every training row (needed by the gene-to-image direction).
+        gene_emb : pandas.DataFrame
+            Candidate embeddings indexed by upper-case gene.
+        direction : {"image_to_gene", "gene_to_image", "two_way"}
+            Direction(s).
+        kernel, depth, alphas
+            :class:`Translator` settings of the image-to-gene direction.
+
+        Returns
+        -------
+        TranslationModel
+            The fitted model.
+        """
+        if direction not in DIRECTIONS:
+            raise InputError(f"unknown direction {direction!r}; choose one of {list(DIRECTIONS)}")
+        alphas = tuple(np.atleast_1d(alphas).tolist())
+        forward = Translator(kernel, depth, alphas).fit(x_train, y_train)
+        reverse = None
+        if direction != "image_to_gene":
+            reverse = GeneToImage().fit(gene_emb, train_genes, x_train)
+        return cls(direction, forward, reverse)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Return the image-to-gene predicted embedding(s) of raw profile(s) ``x``."""
+        return self.forward.predict(x)
+
+    def _views(self, x, gene_emb: pd.DataFrame, metric: str) -> dict[str, np.ndarray]:
+        views = {}
+        if self.direction != "gene_to_image":
+            pred = self.forward.predict(x)
+            views["image_to_gene"] = _distances(pred, gene_emb.to_numpy(float), metric)[0]
+        if self.reverse is not None:
+            self._check_candidates(gene_emb)
+            views["gene_to_image"] = self.reverse.distances(x)
+        return views
+
+    def _check_candidates(self, gene_emb: pd.DataFrame) -> None:
+        if not self.reverse.candidates_.equals(gene_emb.index):
+            raise ValueError("rank with the candidate table the gene-to-image model was fitted on")
+
+    def rank(
+        self, x: np.ndarray, gene_emb: pd.DataFrame, metric: str = "euclidean"
+    ) -> pd.DataFrame:
+        """Rank every candidate gene for one raw profile.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            ``(d,)`` or ``(1, d)`` raw profile.
+        gene_emb : pandas.DataFrame
+            Candidate embeddings indexed by gene (the table the model was fitted with).
+        metric : {"euclidean", "cosine"}
+            Distance of the image-to-gene direction.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``gene``, ``distance``, ``rank``, sorted by rank. ``image_to_gene``: as
+            :func:`rank_genes`. Otherwise ``distance`` is the gene-to-image distance
+            (``gene_to_image``) or the mean of the two directions' ranks (``two_way``,
+            with ``rank_image_to_gene``, ``rank_gene_to_image``, ``distance_image_to_gene``
+            and ``distance_gene_to_image`` beside it).
+        """
+        x = np.atleast_2d(np.asarray(x, float))
+        if self.direction == "image_to_gene":
+            return rank_genes(self.forward.predict(x)[0], gene_emb, metric)
+        views = self._views(x, gene_emb, metric)
+        if self.direction == "gene_to_image":
+            return rank_genes_by(views["gene_to_image"], gene_emb.index)
+        mean_rank, rank = fuse_ranks(views["image_to_gene"], views["gene_to_image"])
+        table = pd.DataFrame({"gene": gene_emb.index, "distance": mean_rank, "rank": rank})
+        for name, d in views.items():
+            table[f"rank_{name}"] = ranks_from_scores(d)
+            table[f"distance_{name}"] = d
+        return table.sort_values("rank", kind="stable").reset_index(drop=True)
+
+    def permuted_ranks(
+        self, x, gene_emb: pd.DataFrame, gene: str, n_perm: int, seed: int = 0,
+        metric: str = "euclidean",
+    ) -> np.ndarray:  # fmt: skip
+        """Ranks of ``gene`` after re-pairing the training profiles and genes at random.
+
+        The same permutations re-pair both directions (each re-chooses its ridge), so the
+        baseline of a fused ranking is the fusion of the baselines.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            ``(1, d)`` raw profile.
+        gene_emb : pandas.DataFrame
+            Candidate embeddings.
+        gene : str
+            The true gene.
+        n_perm : int
+            Permutations.
+        seed : int
+            Random seed.
+        metric : str
+            Distance of the image-to-gene direction.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_perm,)`` 1-based ranks.
+        """
+        perms = _permutations(len(self.forward.y_), n_perm, seed)
+        pos = gene_emb.index.get_indexer([gene.upper()])[0]
+        if pos < 0:
+            raise KeyError(f"gene {gene!r} is not a candidate")
+        x = np.atleast_2d(np.asarray(x, float))
+        views = []
+        if self.direction != "gene_to_image":
+            preds = self.forward.permuted_predictions(x, n_perm, seed, perms)
+            views.append(_distances(preds, gene_emb.to_numpy(float), metric))
+        if self.reverse is not None:
+            self._check_candidates(gene_emb)
+            views.append(self.reverse.permuted_distances(x, perms))
+        rank = fuse_ranks(*views)[1] if len(views) > 1 else ranks_from_scores(views[0])
+        return rank[:, pos]
+
+
+def rank_genes_by(distances: np.ndarray, genes: pd.Index) -> pd.DataFrame:
+    """Ranking table (``gene``, ``distance``, ``rank``) from per-candidate distances.
+
+    Parameters
+    ----------
+    distances : numpy.ndarray
+        ``(n,)`` distances in the order of ``genes``.
+    genes : pandas.Index
+        Candidate genes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted by rank (ties keep the table order).
+    """
+    order = np.argsort(distances, kind="stable")
+    return pd.DataFrame(
+        {"gene": genes[order], "distance": np.asarray(distances)[order],
+         "rank": np.arange(1, len(order) + 1)}
+    )  # fmt: skip
+
+
 def fold_space(
     profiles: pd.DataFrame, fold_assignment: pd.DataFrame, condition: str
 ) -> tuple[pd.DataFrame, int]:
@@ -720,6 +917,8 @@ def translate_held_out(
     n_permutations: int = 0,
     seed: int = 0,
     compare: bool = True,
+    direction: str = "image_to_gene",
+    train_genes=None,
 ) -> tuple[pd.DataFrame, dict]:
     """Rank every candidate gene for one held-out condition, with the baselines.
 
@@ -736,38 +935,55 @@ def translate_held_out(
     kernel, depth, alphas
         :class:`Translator` settings.
     metric : {"euclidean", "cosine"}
-        Distance for ranking.
+        Distance for ranking (image-to-gene direction).
     n_permutations : int
         Permutations of the permutation baseline (0: none).
     seed : int
         Seed of the permutations.
     compare : bool
-        Also rank with the other kernels and the other metric (``comparison``).
+        Also rank with the other kernels, the other metric and each direction alone
+        (``comparison``).
+    direction : {"image_to_gene", "gene_to_image", "two_way"}
+        Translation direction(s) (:class:`TranslationModel`).
+    train_genes : sequence of str, optional
+        Gene of every training row; needed unless ``direction`` is ``"image_to_gene"``
+        (then, without it, ``comparison`` holds the image-to-gene kernels only).
 
     Returns
     -------
     ranking : pandas.DataFrame
-        ``gene``, ``distance``, ``rank`` of the method.
+        ``gene``, ``distance``, ``rank`` of the method (see :meth:`TranslationModel.rank`).
     result : dict
-        ``true_rank``, ``n_candidates``, ``top10``, ``alpha``, ``inner_cv_mse``,
-        ``predicted_embedding``, ``mean_embedding_rank``, ``uniform_expected_rank`` and, with
-        permutations, ``permutation_ranks``, ``permutation_mean_rank``,
-        ``permutation_rank_band`` (2.5 and 97.5 percentiles); with ``compare``,
-        ``comparison`` (``"kernel/metric"`` -> rank).
+        ``true_rank``, ``n_candidates``, ``top10``, ``direction``, ``alpha``,
+        ``inner_cv_mse``, ``predicted_embedding`` (image-to-gene), ``mean_embedding_rank``,
+        ``uniform_expected_rank``; with the gene-to-image direction ``reverse_width`` and
+        ``reverse_noise``; with permutations, ``permutation_ranks``,
+        ``permutation_mean_rank``, ``permutation_rank_band`` (2.5 and 97.5 percentiles;
+        the same directions as the method); with ``compare``, ``comparison``
+        (``"kernel/metric"`` of the image-to-gene direction, ``"gene_to_image"`` and
+        ``"two_way"`` -> rank).
     """
     gene = gene.upper()
     if gene not in gene_emb.index:
         raise InputError(f"gene {gene!r} is not among the {len(gene_emb)} candidate genes.")
+    if train_genes is None and direction != "image_to_gene":
+        raise ValueError(f"direction {direction!r} needs train_genes (the training rows' genes)")
     alphas = tuple(np.atleast_1d(alphas).tolist())
-    tr = Translator(kernel, depth, alphas).fit(x_train, y_train)
+    both = direction if train_genes is None else "two_way"
+    model = TranslationModel.fit(
+        x_train, y_train, train_genes, gene_emb, both, kernel, depth, alphas
+    )
+    used = TranslationModel(direction, model.forward, model.reverse)
+    tr = model.forward
     pred = tr.predict(x_test)[0]
-    ranking = rank_genes(pred, gene_emb, metric)
+    ranking = used.rank(x_test, gene_emb, metric)
     n = len(gene_emb)
     result = {
         "gene": gene,
         "true_rank": true_rank(ranking, gene),
         "n_candidates": n,
         "top10": ranking["gene"].head(10).tolist(),
+        "direction": direction,
         "kernel": kernel,
         "depth": depth,
         "metric": metric,
@@ -778,10 +994,11 @@ def translate_held_out(
         "mean_embedding_rank": int(ranks_of(y_train.mean(0)[None], gene_emb, gene, metric)[0]),
         "uniform_expected_rank": (n + 1) / 2,
     }
+    if used.reverse is not None:
+        result["reverse_width"] = used.reverse.width_
+        result["reverse_noise"] = used.reverse.noise_
     if n_permutations > 0:
-        perm = ranks_of(
-            tr.permuted_predictions(x_test, n_permutations, seed), gene_emb, gene, metric
-        )
+        perm = used.permuted_ranks(x_test, gene_emb, gene, n_permutations, seed, metric)
         result["permutation_ranks"] = perm.tolist()
         result["permutation_mean_rank"] = float(perm.mean())
         result["permutation_rank_band"] = np.percentile(perm, [2.5, 97.5]).tolist()
@@ -792,6 +1009,9 @@ def translate_held_out(
             p = t.predict(x_test)
             for m in ("euclidean", "cosine"):
                 comp[f"{kern}/{m}"] = int(ranks_of(p, gene_emb, gene, m)[0])
+        for d in ("gene_to_image", "two_way") if train_genes is not None else ():
+            other = TranslationModel(d, model.forward, model.reverse)
+            comp[d] = true_rank(other.rank(x_test, gene_emb, metric), gene)
         result["comparison"] = comp
     return ranking, result
 
@@ -804,11 +1024,12 @@ def fit_translator(
     depth: int = 2,
     alphas=DEFAULT_ALPHAS,
     control: str = "EMPTY",
-) -> tuple[Translator, list[str]]:
+    direction: str = "image_to_gene",
+) -> tuple[TranslationModel, list[str]]:
     """Fit the translation on given conditions (e.g. all impactful ones) of one fold space.
 
-    Use it to rank genes for a new target: ``tr, used = fit_translator(space, genes,
-    impactful)`` then ``tr.rank(new_profile[features], genes)`` where the new profile was
+    Use it to rank genes for a new target: ``model, used = fit_translator(space, genes,
+    impactful)`` then ``model.rank(new_profile[features], genes)`` where the new profile was
     embedded and sphered like ``space``.
 
     Parameters
@@ -823,18 +1044,22 @@ def fit_translator(
         :class:`Translator` settings.
     control : str
         Control condition (never used for training).
+    direction : {"image_to_gene", "gene_to_image", "two_way"}
+        Translation direction(s).
 
     Returns
     -------
-    translator : Translator
-        The fitted model.
+    model : TranslationModel
+        The fitted model (``model.forward.alpha_`` is the chosen ridge).
     conditions : list of str
         The conditions actually used.
     """
     ts = training_set(profiles, gene_emb, None, conditions, control)
-    return Translator(kernel, depth, tuple(np.atleast_1d(alphas).tolist())).fit(
-        ts["x_train"], ts["y_train"]
-    ), ts["conditions"]
+    genes = [c.upper() for c in ts["conditions"]]
+    model = TranslationModel.fit(
+        ts["x_train"], ts["y_train"], genes, gene_emb, direction, kernel, depth, alphas
+    )
+    return model, ts["conditions"]
 
 
 def loo_ranks(
@@ -929,7 +1154,9 @@ def summarize_results(results: list[dict], kmax: int = 50) -> tuple[pd.DataFrame
     n = [r["n_candidates"] for r in results]
     ranks = [r["true_rank"] for r in results]
     kern = results[0].get("kernel", "ntk").upper()
-    rows = [_metric_row(f"method ({kern} KRR)", ranks, n, ks)]
+    direction = results[0].get("direction", "image_to_gene")
+    label = f"{kern} KRR" if direction == "image_to_gene" else f"{direction}, {kern} KRR"
+    rows = [_metric_row(f"method ({label})", ranks, n, ks)]
     curves = {rows[0]["method"]: topk_accuracy(ranks, ks)}
     if all("permutation_ranks" in r for r in results):
         n_perm = min(len(r["permutation_ranks"]) for r in results)
