@@ -7,8 +7,8 @@
 # summed over K = 10..50 (`auc_k10_50` = sum of acc(K) over the 41 values of K / 41, in
 # [0, 1]; uniform random gives 30/N; acc(K) = fraction of conditions whose true gene is
 # within the first K).
-# Cross-check: in the fixed fold space of each fold, closed-form leave-one-out over all
-# impactful conditions (one factorisation, ridge `alpha`).
+# Cross-check: in the fixed fold space of each fold, closed-form leave-one-out of the
+# image-to-gene direction over all impactful conditions (one factorisation, ridge `alpha`).
 #
 # Produces `work_dir/summary.csv`, `work_dir/summary_metrics.csv`,
 # `work_dir/loo_crosscheck.csv`, `work_dir/loo_crosscheck_metrics.csv`,
@@ -95,10 +95,15 @@ metrics[[c for c in show if c in metrics]].round(3)
 # %%
 genes = read_table(work / "genes" / "gene_embeddings.parquet").set_index("gene")
 items = [
-    (r["condition"], r["gene"], r["predicted_embedding"], r["true_rank"])
+    # the star is the image-to-gene prediction, so the rank shown is that direction's
+    (r["condition"], r["gene"], r["predicted_embedding"],
+     r.get("comparison", {}).get(f"{r.get('kernel', 'ntk')}/{r.get('metric', 'euclidean')}",
+                                 r["true_rank"]))
     for r in results[:n_embedding_conditions]
-]
-fig = plot_translation_embedding(genes, items, "held-out conditions: prediction vs true gene")
+]  # fmt: skip
+fig = plot_translation_embedding(
+    genes, items, "held-out conditions: image-to-gene prediction vs true gene"
+)
 save_figure(fig, Path(figures_dir) / "fig_translation_embedding")
 
 # %%

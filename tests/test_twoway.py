@@ -83,3 +83,7 @@ def test_gene_to_image_input_errors():
         GeneToImage().fit(genes, ["NOPE", *genes.index[train[1:]]], profiles[train])
     with pytest.raises(ValueError, match="matching"):
         GeneToImage().fit(genes, genes.index[train], profiles[train[:-1]])
+    # two training conditions: leave-one-out cannot choose, the fallback is used
+    few = GeneToImage().fit(genes, genes.index[train[:2]], profiles[train[:2]])
+    assert (few.width_, few.noise_) == few.fallback and few.cv_mse_ == {}
+    assert np.isfinite(few.distances(profiles[0])).all()

@@ -16,8 +16,9 @@ Every unit keeps the same contract whatever runs it (:func:`run_unit`): it is sk
 its *done marker* (``<exec_dir>/<stage>.done.json``) holds the hash of its parameters,
 notebook source and *upstream* digest (``Unit.upstream``: ``run_all.py`` hashes the done
 markers of the stages the unit reads from, each with the random id of the run that wrote
-it, so a unit reruns whenever one of its inputs was recomputed, forced or not); otherwise the notebook is executed into ``<exec_dir>/<stage>.ipynb`` and the
-marker is written atomically after success only. A failing unit never raises: it returns a
+it, so a unit reruns whenever one of its inputs was recomputed, forced or not); otherwise
+the notebook is executed into ``<exec_dir>/<stage>.ipynb`` and the marker is written
+atomically after success only. A failing unit never raises: it returns a
 :class:`UnitResult` with the error message and the path of the partially executed notebook,
 so the other units of the stage finish and keep their results, and a rerun executes only the
 units without a valid marker.

@@ -42,6 +42,9 @@ class GeneToImage:
         candidate embeddings).
     noises : sequence of float
         Ridges ``s`` tried.
+    fallback : tuple of float
+        ``(width, noise)`` used when there are fewer than 3 training conditions, where
+        leave-one-out cannot choose.
 
     Attributes
     ----------
@@ -55,6 +58,7 @@ class GeneToImage:
 
     widths: tuple = DEFAULT_WIDTHS
     noises: tuple = DEFAULT_NOISES
+    fallback: tuple = (1.0, 0.1)
     width_: float = field(init=False, default=np.nan)
     noise_: float = field(init=False, default=np.nan)
     cv_mse_: dict = field(init=False, default_factory=dict)
@@ -82,8 +86,8 @@ class GeneToImage:
         if (pos < 0).any():
             missing = [g for g, p in zip(genes, pos, strict=True) if p < 0]
             raise KeyError(f"training genes {missing} are not candidates")
-        if len(x) < 3 or len(x) != len(genes):
-            raise ValueError(f"need >= 3 matching training rows; got {len(x)} and {len(genes)}")
+        if len(x) < 1 or len(x) != len(genes):
+            raise ValueError(f"need >= 1 matching training rows; got {len(x)} and {len(genes)}")
         self.candidates_ = gene_emb.index
         e = gene_emb.to_numpy(float)
         d2 = np.maximum((e**2).sum(1)[:, None] + (e**2).sum(1)[None] - 2 * e @ e.T, 0)
@@ -95,7 +99,7 @@ class GeneToImage:
         self.y_ = (x - self.mu_) / self.sd_
         # one eigendecomposition of the training kernel per width
         self.eig_ = {}
-        for w in self.widths:
+        for w in {*self.widths, self.fallback[0]}:
             lam, u = np.linalg.eigh(self._kernel(w)[np.ix_(pos, pos)])
             self.eig_[w] = (np.clip(lam, 0, None), u)
         (self.width_, self.noise_), self.cv_mse_ = self._select(self.y_)
@@ -106,8 +110,11 @@ class GeneToImage:
         return np.exp(-self.d2_ / (w * self.scale_d2_))
 
     def _select(self, y: np.ndarray):
+        if len(y) < 3:
+            return tuple(self.fallback), {}
         mse = {}
-        for w, (lam, u) in self.eig_.items():
+        for w in self.widths:
+            lam, u = self.eig_[w]
             uty = u.T @ y
             for s in self.noises:
                 inv = 1.0 / (lam + s)

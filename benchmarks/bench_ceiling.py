@@ -1,0 +1,102 @@
+"""How far the translation is from what the synthetic screen allows: measured vs true phenotypes.
+
+Run (after a completed main job on a synthetic screen):
+``.venv/bin/python benchmarks/bench_ceiling.py [--results-dir results/default_seed0]
+[--data-dir data/synthetic/default_seed0]``
+
+For every impactful condition whose gene is a candidate, leave it out, fit the translation
+on the other impactful conditions (their gene embeddings from ``genes/``) and rank every
+candidate for it, with each direction (image to gene, gene to image, two-way) and three
+kinds of condition profile:
+
+* ``truth``: the simulator's noise-free phenotype shift of the condition
+  (``truth/conditions.csv``, ``shift_*``): no imaging, segmentation, features or encoder
+  noise, so the ranks measure what the gene embeddings and the translation can do at best
+  on this screen (the ceiling);
+* ``features``, ``cnn``, ``both``: the main job's sphered profiles
+  (:func:`i2r_utils.profiles.translation_profiles`, the fold space of the condition).
+
+Prints per kind and direction the number of conditions whose gene is in the top 10 and
+the mean rank, and writes the per-condition table to ``<results-dir>/ceiling_benchmark.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from i2r_utils.io import read_table, write_table
+from i2r_utils.profiles import translation_profiles
+from i2r_utils.translation import DIRECTIONS, TranslationModel, fold_space, training_set, true_rank
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def truth_space(data_dir: Path, folds: pd.DataFrame) -> pd.DataFrame:
+    """The true phenotype shifts as a profile table, repeated in every fold space."""
+    truth = pd.read_csv(data_dir / "truth" / "conditions.csv")
+    shifts = [c for c in truth.columns if c.startswith("shift_")]
+    table = truth[["Metadata_Condition", *shifts]]
+    return pd.concat(
+        [table.assign(Metadata_Fold=k) for k in sorted(folds["Metadata_Fold"].unique())],
+        ignore_index=True,
+    )
+
+
+def run(results_dir: Path, data_dir: Path, alphas=(0.001, 0.01, 0.1, 1.0, 10.0)) -> pd.DataFrame:
+    """Leave-one-out ranks of every impactful condition for every profile kind and direction."""
+    genes = read_table(results_dir / "genes" / "gene_embeddings.parquet").set_index("gene")
+    genes.index = genes.index.astype(str).str.upper()
+    folds = read_table(results_dir / "profiles" / "fold_assignment.csv")
+    impactful = read_table(results_dir / "screen" / "impactful.csv")["Metadata_Condition"]
+    todo = [c for c in impactful if c.upper() in genes.index]
+    spaces = {"truth": truth_space(data_dir, folds)}
+    for rep in ("features", "cnn", "both"):
+        spaces[rep] = translation_profiles(results_dir / "profiles", rep)
+    rows = []
+    for kind, profiles in spaces.items():
+        for cond in todo:
+            space, _ = fold_space(profiles, folds, cond)
+            ts = training_set(space, genes, cond, todo)
+            train_genes = [c.upper() for c in ts["conditions"]]
+            model = TranslationModel.fit(
+                ts["x_train"], ts["y_train"], train_genes, genes, "two_way", alphas=alphas
+            )
+            for direction in DIRECTIONS:
+                view = TranslationModel(direction, model.forward, model.reverse)
+                rank = true_rank(view.rank(ts["x_test"], genes), cond)
+                rows.append(
+                    {"profiles": kind, "direction": direction, "condition": cond, "rank": rank}
+                )
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    """Parse arguments, run the benchmark and print the summary."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--results-dir", default="results/default_seed0")
+    ap.add_argument("--data-dir", help="screen folder (default data/synthetic/<results name>)")
+    ap.add_argument("--out", help="table path (default <results-dir>/ceiling_benchmark.csv)")
+    args = ap.parse_args(argv)
+    results_dir = (ROOT / args.results_dir).resolve()
+    data_dir = Path(args.data_dir) if args.data_dir else ROOT / "data/synthetic" / results_dir.name
+    t0 = time.perf_counter()
+    table = run(results_dir, data_dir)
+    write_table(table, Path(args.out) if args.out else results_dir / "ceiling_benchmark.csv")
+    n = table["condition"].nunique()
+    summary = (
+        table.groupby(["profiles", "direction"], sort=False)["rank"]
+        .agg(top10=lambda r: int((r <= 10).sum()), mean_rank="mean", median_rank="median")
+        .reset_index()
+    )
+    summary["top10"] = summary["top10"].astype(str) + f"/{n}"
+    print(f"{n} impactful conditions left out one at a time ({time.perf_counter() - t0:.1f} s):")
+    print(summary.round(1).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
