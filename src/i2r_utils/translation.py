@@ -1155,7 +1155,8 @@ def summarize_results(results: list[dict], kmax: int = 50) -> tuple[pd.DataFrame
     ranks = [r["true_rank"] for r in results]
     kern = results[0].get("kernel", "ntk").upper()
     direction = results[0].get("direction", "image_to_gene")
-    label = f"{kern} KRR" if direction == "image_to_gene" else f"{direction}, {kern} KRR"
+    label = f"{direction.replace('_', '-')}, {kern} KRR"
+    label = f"{kern} KRR" if direction == "image_to_gene" else label
     rows = [_metric_row(f"method ({label})", ranks, n, ks)]
     curves = {rows[0]["method"]: topk_accuracy(ranks, ks)}
     if all("permutation_ranks" in r for r in results):
