@@ -660,7 +660,8 @@ def format_top10(ranking: pd.DataFrame, k: int = 10) -> str:
     )
     lines = [f"{'rank':>4}  {'gene':<12} {'score':>7} {label:>9}"]
     for r in ranking.head(k).itertuples(index=False):
-        lines.append(f"{r.rank:>4}  {r.gene:<12} {r.score:>7.3f} {r.distance:>9.3f}")
+        dist = f"{r.distance:>9.1f}" if label == "mean rank" else f"{r.distance:>9.3f}"
+        lines.append(f"{r.rank:>4}  {r.gene:<12} {r.score:>7.3f} {dist}")
     return "\n".join(lines)
 
 

@@ -380,27 +380,6 @@ class Translator:
         """
         return self._k(self._scale(np.atleast_2d(x)), self.x_) @ self.coef_
 
-    def rank(
-        self, x: np.ndarray, gene_emb: pd.DataFrame, metric: str = "euclidean"
-    ) -> pd.DataFrame:
-        """Rank candidate genes for one raw profile.
-
-        Parameters
-        ----------
-        x : numpy.ndarray
-            ``(d,)`` or ``(1, d)`` profile.
-        gene_emb : pandas.DataFrame
-            Candidate embeddings indexed by gene.
-        metric : {"euclidean", "cosine"}
-            Distance.
-
-        Returns
-        -------
-        pandas.DataFrame
-            See :func:`rank_genes`.
-        """
-        return rank_genes(self.predict(x)[0], gene_emb, metric)
-
     def permuted_predictions(
         self, x: np.ndarray, n_perm: int, seed: int = 0, perms=None
     ) -> np.ndarray:
