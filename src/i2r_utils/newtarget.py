@@ -744,7 +744,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = result.info
     print(
         f"{info['n_images_used']} images ({info['n_images_skipped']} skipped), "
-        f"{info['n_nuclei']} nuclei; fold {info['fold']} encoder; translation trained on "
+        f"{info['n_nuclei']} nuclei; fold {info['fold']} encoder; translation "
+        f"({info['translation']['representation']} profiles, "
+        f"{info['translation']['direction'].replace('_', '-')}) trained on "
         f"{info['n_train_conditions']} conditions; {info['n_candidates']} candidate genes."
     )
     print("The 10 most likely over-expressed genes:")

@@ -147,6 +147,31 @@ def plot_topk_curves(curves: dict, n_candidates, kmax: int = 50, title: str = ""
     return fig
 
 
+def _free_label_offset(ax, point, placed: list, width: float = 70.0, height: float = 10.0):
+    """Pick the label offset (points) around ``point`` farthest from the labels placed so far.
+
+    Candidates: right/left of the point, below/above it. The chosen label centre (in points,
+    display coordinates) is appended to ``placed``; returns ``(xytext, ha)``.
+    """
+    scale = 72.0 / ax.figure.dpi
+    x0, y0 = ax.transData.transform(point) * scale
+    options = [((6, -12), "left"), ((-6, 8), "right"), ((6, 8), "left"), ((-6, -12), "right")]
+
+    def centre(off, ha):
+        return np.array([x0 + off[0] + (width / 2 if ha == "left" else -width / 2), y0 + off[1]])
+
+    def clearance(off, ha):
+        c = centre(off, ha)
+        if not placed:
+            return np.inf
+        d = np.abs(np.array(placed) - c) / [width, height * 1.5]
+        return float(np.max(d, axis=1).min())
+
+    off, ha = max(options, key=lambda o: clearance(*o))
+    placed.append(centre(off, ha))
+    return off, ha
+
+
 def plot_translation_embedding(gene_emb: pd.DataFrame, items: list, title: str = ""):
     """Predicted and true gene embeddings in the first two principal components.
 
@@ -177,6 +202,7 @@ def plot_translation_embedding(gene_emb: pd.DataFrame, items: list, title: str =
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.scatter(proj[:, 0], proj[:, 1], s=12, color="lightgrey", label="candidate genes")
     colors = plt.get_cmap("tab10")
+    placed = []  # label centres in points, to keep labels apart
     for i, (cond, gene, pred, rank) in enumerate(items):
         c = colors(i % 10)
         t = proj[gene_emb.index.get_loc(str(gene).upper())]
@@ -185,10 +211,9 @@ def plot_translation_embedding(gene_emb: pd.DataFrame, items: list, title: str =
         ax.plot([t[0], p[0]], [t[1], p[1]], color=c, lw=1, alpha=0.7)
         ax.scatter(*t, s=60, color=c, edgecolor="k", zorder=3)
         ax.scatter(*p, s=140, marker="*", color=c, edgecolor="k", zorder=3)
-        right = i % 2 == 0
+        xytext, ha = _free_label_offset(ax, t, placed)
         ax.annotate(f"{cond} (rank {rank})", t, textcoords="offset points",
-                    xytext=(6, -12) if right else (-6, 8), ha="left" if right else "right",
-                    fontsize=8, color=c, zorder=4,
+                    xytext=xytext, ha=ha, fontsize=8, color=c, zorder=4,
                     path_effects=[pe.withStroke(linewidth=2.5, foreground="w")])  # fmt: skip
     ax.scatter([], [], s=60, color="w", edgecolor="k", label="true gene")
     ax.scatter([], [], s=140, marker="*", color="w", edgecolor="k", label="prediction (unit norm)")
