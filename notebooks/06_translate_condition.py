@@ -10,7 +10,9 @@
 # candidate gene is ranked (also when the held-out condition is not impactful), by
 # `direction`: `image_to_gene` (Image2Reg: distance of each candidate's embedding to the
 # predicted embedding), `gene_to_image` (distance of the observed profile to the profile
-# predicted from each candidate's embedding) or `two_way` (the mean of the two ranks).
+# predicted from each candidate's embedding), `two_way` (the mean of the two ranks) or
+# `auto` (the one of the three with the best leave-one-out score on the training
+# conditions: the mean log rank of each left-out training condition's gene).
 #
 # Baselines beside the result: uniform random (expected rank (N+1)/2), the permutation
 # baseline (training gene embeddings permuted before each fit, Image2Reg's `--random`) and
@@ -25,7 +27,7 @@ condition = "BRAF"  # held-out condition
 work_dir = "../results/tiny"  # results of this data set (genes/, profiles/, screen/)
 out_dir = "../results/tiny/BRAF"  # results of this held-out condition
 representation = "both"  # profiles translated: "cnn", "features" or "both"
-direction = "two_way"  # "image_to_gene" (Image2Reg), "gene_to_image" or "two_way"
+direction = "auto"  # "image_to_gene" (Image2Reg), "gene_to_image", "two_way" or "auto"
 kernel = "ntk"  # translation kernel (image to gene): "ntk", "linear" or "rbf"
 depth = 2  # hidden layers of the NTK
 alpha = 1.0  # ridge regularisation when alpha_grid is empty (Image2Reg demo: 1)
@@ -87,7 +89,9 @@ write_json(result, Path(out_dir) / "result.json")
 n = result["n_candidates"]
 print(
     f"{condition}: true gene ranked {result['true_rank']} of {n} "
-    f"({direction}; image to gene: alpha={result['alpha']:g}, {kernel} depth {depth}, {metric})"
+    f"({result['direction']}"
+    + (" chosen by leave-one-out" if direction == "auto" else "")
+    + f"; image to gene: alpha={result['alpha']:g}, {kernel} depth {depth}, {metric})"
 )
 print(
     f"baselines: uniform expected rank {(n + 1) / 2:.1f}; mean-embedding predictor rank "

@@ -314,7 +314,7 @@ def test_new_target_end_to_end(trained_results, tmp_path, capsys):
 
 def test_new_target_follows_the_main_jobs_representation_and_direction(trained_results, tmp_path):
     """With a main job that translated both profiles two ways, so does the new target."""
-    from i2r_utils.newtarget import format_top10, predict_new_target
+    from i2r_utils.newtarget import _rank, format_top10, predict_new_target
     from i2r_utils.profiles import translation_profiles
     from i2r_utils.translation import fit_translator
 
@@ -322,8 +322,9 @@ def test_new_target_follows_the_main_jobs_representation_and_direction(trained_r
     results = tmp_path / "results"
     shutil.copytree(trained_results["results"], results)
     (results / cond).mkdir()
-    settings = {"representation": "both", "direction": "two_way", "kernel": "ntk", "depth": 2,
-                "metric": "euclidean", "alpha_grid": [0.01, 1.0]}  # fmt: skip
+    settings = {"representation": "both", "direction": "two_way", "direction_requested": "auto",
+                "kernel": "ntk", "depth": 2, "metric": "euclidean",
+                "alpha_grid": [0.01, 1.0]}  # fmt: skip
     (results / cond / "result.json").write_text(json.dumps(settings))
     fold = _fold_of(trained_results, cond)
     raw, masks = _user_folders(screen, cond, tmp_path / "user")
@@ -331,7 +332,9 @@ def test_new_target_follows_the_main_jobs_representation_and_direction(trained_r
         raw, masks, results, fold=fold, exclude_condition=cond, progress=False, log=lambda m: None
     )
     assert res.info["translation"]["representation"] == "both"
-    assert res.info["translation"]["direction"] == "two_way"
+    # "auto" in the main job: chosen again on this training set
+    assert res.info["translation"]["direction"] == "auto"
+    used_direction = res.info["translation"]["direction_used"]
     # the profile is the screen's combined profile of the condition (encoder and features)
     space = translation_profiles(results / "profiles", "both")
     space = space[space.Metadata_Fold == fold].reset_index(drop=True)
@@ -344,11 +347,15 @@ def test_new_target_follows_the_main_jobs_representation_and_direction(trained_r
     # and the ranking is the two-way ranking of a translation fitted without the condition
     genes = pd.read_parquet(results / "genes" / "gene_embeddings.parquet").set_index("gene")
     train = [c for c in trained_results["impactful"] if c != cond]
-    model, used = fit_translator(space, genes, train, alphas=(0.01, 1.0), direction="two_way")
-    assert used == res.info["train_conditions"]
+    model, used = fit_translator(space, genes, train, alphas=(0.01, 1.0), direction="auto")
+    assert used == res.info["train_conditions"] and model.direction == used_direction
     expect = model.rank(screen_row, genes)
     assert res.ranking["gene"].tolist() == expect["gene"].tolist()
-    r = res.ranking
+    # the two-way table, whichever direction was chosen
+    from i2r_utils.translation import TranslationModel
+
+    two = TranslationModel("two_way", model.forward, model.reverse)
+    r = _rank(two, screen_row, genes, "euclidean")
     assert {"rank_image_to_gene", "rank_gene_to_image"} <= set(r.columns)
     np.testing.assert_allclose(r["distance"], (r.rank_image_to_gene + r.rank_gene_to_image) / 2)
     assert r["distance"].is_monotonic_increasing and r["score"].is_monotonic_decreasing

@@ -289,3 +289,31 @@ def test_fit_translator_two_way_ranks_a_new_profile():
     assert conds[0] not in used and model.reverse is not None
     x = prof.set_index("Metadata_Condition").loc[[conds[0]]].to_numpy(float)
     assert true_rank(model.rank(x, emb), conds[0]) <= 3
+
+
+def test_auto_direction_is_chosen_by_leave_one_out_on_training_conditions():
+    from i2r_utils.translation import DIRECTIONS, TranslationModel, inner_direction_scores
+
+    emb, prof, conds = _screen()
+    ts = training_set(prof, emb, conds[0], prof["Metadata_Condition"])
+    x, y, genes = ts["x_train"][:12], ts["y_train"][:12], [c.upper() for c in ts["conditions"][:12]]
+    scores = inner_direction_scores(x, y, genes, emb, "linear", alphas=(0.001, 0.01))
+    assert set(scores) == set(DIRECTIONS)
+    # the image-to-gene score by hand: refit without each row, rank its gene, mean log rank
+    logs = []
+    for j in range(len(x)):
+        keep = np.arange(len(x)) != j
+        t = Translator("linear", 2, (0.001, 0.01)).fit(x[keep], y[keep])
+        logs.append(np.log(true_rank(rank_genes(t.predict(x[[j]])[0], emb), genes[j])))
+    assert scores["image_to_gene"] == pytest.approx(np.mean(logs))
+    model = TranslationModel.fit(x, y, genes, emb, "auto", "linear", alphas=(0.001, 0.01))
+    assert model.inner_scores == pytest.approx(scores)
+    assert scores[model.direction] == min(scores.values()) and model.reverse is not None
+    # the result records what was asked and what was used
+    _, res = translate_held_out(x, y, ts["x_test"], emb, conds[0], "linear", alphas=(0.001, 0.01),
+                                direction="auto", train_genes=genes)  # fmt: skip
+    assert res["direction_requested"] == "auto" and res["direction"] == model.direction
+    assert res["true_rank"] == res["comparison"].get(model.direction, res["true_rank"])
+    # too few training conditions to choose: two-way
+    few = TranslationModel.fit(x[:3], y[:3], genes[:3], emb, "auto", "linear")
+    assert few.direction == "two_way" and few.inner_scores == {}

@@ -408,6 +408,8 @@ def _translation_settings(results_dir: Path) -> dict:
                 if res.get(k) is not None
             }
         )
+        if res.get("direction_requested"):  # "auto": choose again on this training set
+            settings["direction"] = res["direction_requested"]
         if res.get("alpha_grid"):
             settings["alphas"] = tuple(res["alpha_grid"])
         break
@@ -430,6 +432,7 @@ def _fit_translation(results_dir: Path, fold: int, exclude: Sequence[str], setti
         "kernel": settings["kernel"],
         "depth": settings["depth"],
         "direction": settings.get("direction", "image_to_gene"),
+        "metric": settings.get("metric", "euclidean"),
     }
     if settings.get("alphas"):
         kwargs["alphas"] = settings["alphas"]
@@ -605,7 +608,12 @@ def predict_new_target(
         "n_images_used": int((report["status"] == "ok").sum()),
         "n_images_skipped": int((report["status"] == "skipped").sum()),
         "n_nuclei": int(report["n_nuclei"].sum()),
-        "translation": {**settings, "alpha": float(translator.forward.alpha_)},
+        "translation": {
+            **settings,
+            "direction_used": translator.direction,
+            "inner_direction_scores": translator.inner_scores,
+            "alpha": float(translator.forward.alpha_),
+        },
         "n_train_conditions": len(names),
         "train_conditions": names,
         "n_candidates": int(len(genes)),
@@ -636,6 +644,13 @@ def write_outputs(result: NewTargetResult, out_dir) -> dict[str, Path]:
         "images": write_table(result.images, out / "images.csv"),
         "info": write_json(result.info, out / "prediction.json"),
     }
+
+
+def _direction_text(info: dict) -> str:
+    """``two-way`` or, when chosen automatically, ``auto: two-way``."""
+    t = info["translation"]
+    used = t.get("direction_used", t["direction"]).replace("_", "-")
+    return f"auto: {used}" if t["direction"] == "auto" else used
 
 
 def format_top10(ranking: pd.DataFrame, k: int = 10) -> str:
@@ -745,8 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{info['n_images_used']} images ({info['n_images_skipped']} skipped), "
         f"{info['n_nuclei']} nuclei; fold {info['fold']} encoder; translation "
-        f"({info['translation']['representation']} profiles, "
-        f"{info['translation']['direction'].replace('_', '-')}) trained on "
+        f"({info['translation']['representation']} profiles, {_direction_text(info)}) trained on "
         f"{info['n_train_conditions']} conditions; {info['n_candidates']} candidate genes."
     )
     print("The 10 most likely over-expressed genes:")

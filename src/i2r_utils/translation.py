@@ -22,8 +22,10 @@ Directions (``direction``): ``"image_to_gene"`` is Image2Reg's (above);
 ``"gene_to_image"`` predicts every candidate's image profile from its gene embedding and
 ranks candidates by the distance to the observed profile
 (:class:`i2r_utils.twoway.GeneToImage`); ``"two_way"`` averages the two rankings
-(:func:`i2r_utils.twoway.fuse_ranks`). :class:`TranslationModel` holds the fitted
-directions.
+(:func:`i2r_utils.twoway.fuse_ranks`); ``"auto"`` uses the one of the three with the best
+leave-one-out score on the training conditions (:func:`inner_direction_scores`: the mean
+log rank of each left-out training condition's gene). :class:`TranslationModel` holds the
+fitted directions.
 
 Baselines (beside every result): uniform random (``acc(k) = k/N``, expected rank
 ``(N+1)/2``), the permutation baseline of Image2Reg's ``--random`` (the rows of the training
@@ -55,6 +57,7 @@ __all__ = [
     "Translator",
     "DIRECTIONS",
     "TranslationModel",
+    "inner_direction_scores",
     "rank_genes",
     "true_rank",
     "ranks_of",
@@ -470,6 +473,48 @@ def true_rank(ranking: pd.DataFrame, gene: str) -> int:
     return int(ranking.loc[hit[0], "rank"])
 
 
+def inner_direction_scores(
+    x_train, y_train, train_genes, gene_emb: pd.DataFrame, kernel: str = "ntk",
+    depth: int = 2, alphas=DEFAULT_ALPHAS, metric: str = "euclidean",
+) -> dict[str, float]:  # fmt: skip
+    """Leave-one-out score of every direction on the training conditions.
+
+    Each training condition in turn is left out, both directions are fitted on the others
+    (ridges chosen again by their own inner leave-one-out) and every candidate is ranked
+    for it; the score of a direction is the mean log rank of the left-out conditions'
+    genes (smaller is better; log so that a few far misses do not dominate).
+
+    Parameters
+    ----------
+    x_train, y_train : numpy.ndarray
+        Raw training profiles and their gene embeddings.
+    train_genes : sequence of str
+        Gene of every training row.
+    gene_emb : pandas.DataFrame
+        Candidate embeddings indexed by upper-case gene.
+    kernel, depth, alphas, metric
+        Image-to-gene settings.
+
+    Returns
+    -------
+    dict
+        Direction -> mean log rank.
+    """
+    x, y = np.asarray(x_train, float), np.asarray(y_train, float)
+    genes = [str(g).upper() for g in train_genes]
+    logs = {d: [] for d in DIRECTIONS}
+    for j in range(len(x)):
+        keep = np.arange(len(x)) != j
+        model = TranslationModel.fit(
+            x[keep], y[keep], [g for g, k in zip(genes, keep, strict=True) if k], gene_emb,
+            "two_way", kernel, depth, alphas,
+        )  # fmt: skip
+        for d in DIRECTIONS:
+            view = TranslationModel(d, model.forward, model.reverse)
+            logs[d].append(np.log(true_rank(view.rank(x[[j]], gene_emb, metric), genes[j])))
+    return {d: float(np.mean(v)) for d, v in logs.items()}
+
+
 def ranks_of(
     preds: np.ndarray, gene_emb: pd.DataFrame, genes, metric: str = "euclidean"
 ) -> np.ndarray:
@@ -614,17 +659,21 @@ class TranslationModel:
         Image-to-gene model (always fitted: its prediction is reported and drawn).
     reverse : GeneToImage or None
         Gene-to-image model (``gene_to_image`` and ``two_way``).
+    inner_scores : dict
+        With ``direction="auto"`` in :meth:`fit`: the leave-one-out score of every
+        direction on the training conditions (:func:`inner_direction_scores`).
     """
 
     direction: str
     forward: Translator
     reverse: GeneToImage | None = None
+    inner_scores: dict = field(default_factory=dict)
 
     @classmethod
     def fit(
         cls, x_train, y_train, train_genes, gene_emb: pd.DataFrame,
         direction: str = "image_to_gene", kernel: str = "ntk", depth: int = 2,
-        alphas=DEFAULT_ALPHAS,
+        alphas=DEFAULT_ALPHAS, metric: str = "euclidean",
     ) -> TranslationModel:  # fmt: skip
         """Fit the requested direction(s) on the training conditions.
 
@@ -636,24 +685,38 @@ class TranslationModel:
             Gene of every training row (needed by the gene-to-image direction).
         gene_emb : pandas.DataFrame
             Candidate embeddings indexed by upper-case gene.
-        direction : {"image_to_gene", "gene_to_image", "two_way"}
-            Direction(s).
+        direction : {"image_to_gene", "gene_to_image", "two_way", "auto"}
+            Direction(s); ``"auto"`` chooses the one with the best leave-one-out score
+            on the training conditions (:func:`inner_direction_scores`; ties and fewer
+            than 4 training conditions: ``"two_way"``).
         kernel, depth, alphas
             :class:`Translator` settings of the image-to-gene direction.
+        metric : {"euclidean", "cosine"}
+            Distance of the image-to-gene direction (used by ``"auto"``).
 
         Returns
         -------
         TranslationModel
-            The fitted model.
+            The fitted model (``direction`` is the chosen one).
         """
-        if direction not in DIRECTIONS:
-            raise InputError(f"unknown direction {direction!r}; choose one of {list(DIRECTIONS)}")
+        if direction not in (*DIRECTIONS, "auto"):
+            raise InputError(
+                f"unknown direction {direction!r}; choose one of {[*DIRECTIONS, 'auto']}"
+            )
         alphas = tuple(np.atleast_1d(alphas).tolist())
+        scores = {}
+        if direction == "auto":
+            if len(x_train) >= 4:
+                scores = inner_direction_scores(
+                    x_train, y_train, train_genes, gene_emb, kernel, depth, alphas, metric
+                )
+            order = ("two_way", "image_to_gene", "gene_to_image")  # tie-break
+            direction = min(order, key=lambda d: scores.get(d, 0.0))
         forward = Translator(kernel, depth, alphas).fit(x_train, y_train)
         reverse = None
-        if direction != "image_to_gene":
+        if direction != "image_to_gene" or scores:
             reverse = GeneToImage().fit(gene_emb, train_genes, x_train)
-        return cls(direction, forward, reverse)
+        return cls(direction, forward, reverse, scores)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Return the image-to-gene predicted embedding(s) of raw profile(s) ``x``."""
@@ -922,8 +985,8 @@ def translate_held_out(
     compare : bool
         Also rank with the other kernels, the other metric and each direction alone
         (``comparison``).
-    direction : {"image_to_gene", "gene_to_image", "two_way"}
-        Translation direction(s) (:class:`TranslationModel`).
+    direction : {"image_to_gene", "gene_to_image", "two_way", "auto"}
+        Translation direction(s) (:meth:`TranslationModel.fit`).
     train_genes : sequence of str, optional
         Gene of every training row; needed unless ``direction`` is ``"image_to_gene"``
         (then, without it, ``comparison`` holds the image-to-gene kernels only).
@@ -933,12 +996,14 @@ def translate_held_out(
     ranking : pandas.DataFrame
         ``gene``, ``distance``, ``rank`` of the method (see :meth:`TranslationModel.rank`).
     result : dict
-        ``true_rank``, ``n_candidates``, ``top10``, ``direction``, ``alpha``,
+        ``true_rank``, ``n_candidates``, ``top10``, ``direction`` (the one used; with
+        ``"auto"`` the chosen one), ``direction_requested``, ``inner_direction_scores``
+        (``"auto"`` only), ``alpha``,
         ``inner_cv_mse``, ``predicted_embedding`` (image-to-gene), ``mean_embedding_rank``,
         ``uniform_expected_rank``; with the gene-to-image direction ``reverse_width`` and
         ``reverse_noise``; with permutations, ``permutation_ranks``,
         ``permutation_mean_rank``, ``permutation_rank_band`` (2.5 and 97.5 percentiles;
-        the same directions as the method); with ``compare``, ``comparison``
+        the direction used by the method, fixed); with ``compare``, ``comparison``
         (``"kernel/metric"`` of the image-to-gene direction, ``"gene_to_image"`` and
         ``"two_way"`` -> rank).
     """
@@ -948,12 +1013,13 @@ def translate_held_out(
     if train_genes is None and direction != "image_to_gene":
         raise ValueError(f"direction {direction!r} needs train_genes (the training rows' genes)")
     alphas = tuple(np.atleast_1d(alphas).tolist())
-    both = direction if train_genes is None else "two_way"
-    model = TranslationModel.fit(
-        x_train, y_train, train_genes, gene_emb, both, kernel, depth, alphas
+    used = TranslationModel.fit(
+        x_train, y_train, train_genes, gene_emb, direction, kernel, depth, alphas, metric
     )
-    used = TranslationModel(direction, model.forward, model.reverse)
-    tr = model.forward
+    reverse = used.reverse
+    if reverse is None and train_genes is not None:  # for the comparison
+        reverse = GeneToImage().fit(gene_emb, train_genes, x_train)
+    tr = used.forward
     pred = tr.predict(x_test)[0]
     ranking = used.rank(x_test, gene_emb, metric)
     n = len(gene_emb)
@@ -962,7 +1028,9 @@ def translate_held_out(
         "true_rank": true_rank(ranking, gene),
         "n_candidates": n,
         "top10": ranking["gene"].head(10).tolist(),
-        "direction": direction,
+        "direction": used.direction,
+        "direction_requested": direction,
+        "inner_direction_scores": used.inner_scores,
         "kernel": kernel,
         "depth": depth,
         "metric": metric,
@@ -989,7 +1057,7 @@ def translate_held_out(
             for m in ("euclidean", "cosine"):
                 comp[f"{kern}/{m}"] = int(ranks_of(p, gene_emb, gene, m)[0])
         for d in ("gene_to_image", "two_way") if train_genes is not None else ():
-            other = TranslationModel(d, model.forward, model.reverse)
+            other = TranslationModel(d, tr, reverse)
             comp[d] = true_rank(other.rank(x_test, gene_emb, metric), gene)
         result["comparison"] = comp
     return ranking, result
@@ -1004,6 +1072,7 @@ def fit_translator(
     alphas=DEFAULT_ALPHAS,
     control: str = "EMPTY",
     direction: str = "image_to_gene",
+    metric: str = "euclidean",
 ) -> tuple[TranslationModel, list[str]]:
     """Fit the translation on given conditions (e.g. all impactful ones) of one fold space.
 
@@ -1023,8 +1092,10 @@ def fit_translator(
         :class:`Translator` settings.
     control : str
         Control condition (never used for training).
-    direction : {"image_to_gene", "gene_to_image", "two_way"}
-        Translation direction(s).
+    direction : {"image_to_gene", "gene_to_image", "two_way", "auto"}
+        Translation direction(s) (:meth:`TranslationModel.fit`).
+    metric : {"euclidean", "cosine"}
+        Distance of the image-to-gene direction (used by ``"auto"``).
 
     Returns
     -------
@@ -1036,7 +1107,7 @@ def fit_translator(
     ts = training_set(profiles, gene_emb, None, conditions, control)
     genes = [c.upper() for c in ts["conditions"]]
     model = TranslationModel.fit(
-        ts["x_train"], ts["y_train"], genes, gene_emb, direction, kernel, depth, alphas
+        ts["x_train"], ts["y_train"], genes, gene_emb, direction, kernel, depth, alphas, metric
     )
     return model, ts["conditions"]
 
@@ -1133,7 +1204,7 @@ def summarize_results(results: list[dict], kmax: int = 50) -> tuple[pd.DataFrame
     n = [r["n_candidates"] for r in results]
     ranks = [r["true_rank"] for r in results]
     kern = results[0].get("kernel", "ntk").upper()
-    direction = results[0].get("direction", "image_to_gene")
+    direction = results[0].get("direction_requested", results[0].get("direction", "image_to_gene"))
     label = f"{direction.replace('_', '-')}, {kern} KRR"
     label = f"{kern} KRR" if direction == "image_to_gene" else label
     rows = [_metric_row(f"method ({label})", ranks, n, ks)]
