@@ -6,7 +6,8 @@ Run (after a completed main job on a synthetic screen):
 
 For every impactful condition whose gene is a candidate, leave it out, fit the translation
 on the other impactful conditions (their gene embeddings from ``genes/``) and rank every
-candidate for it, with each direction (image to gene, gene to image, two-way) and three
+candidate for it, with each direction (image to gene, gene to image, two-way, and the one
+``auto`` chooses by leave-one-out on the training conditions) and four
 kinds of condition profile:
 
 * ``truth``: the simulator's noise-free phenotype shift of the condition
@@ -63,14 +64,16 @@ def run(results_dir: Path, data_dir: Path, alphas=(0.001, 0.01, 0.1, 1.0, 10.0))
             ts = training_set(space, genes, cond, todo)
             train_genes = [c.upper() for c in ts["conditions"]]
             model = TranslationModel.fit(
-                ts["x_train"], ts["y_train"], train_genes, genes, "two_way", alphas=alphas
+                ts["x_train"], ts["y_train"], train_genes, genes, "auto", alphas=alphas
             )
-            for direction in DIRECTIONS:
-                view = TranslationModel(direction, model.forward, model.reverse)
+            for direction in (*DIRECTIONS, "auto"):
+                chosen = model.direction if direction == "auto" else direction
+                view = TranslationModel(chosen, model.forward, model.reverse)
                 rank = true_rank(view.rank(ts["x_test"], genes), cond)
                 rows.append(
-                    {"profiles": kind, "direction": direction, "condition": cond, "rank": rank}
-                )
+                    {"profiles": kind, "direction": direction, "chosen": chosen,
+                     "condition": cond, "rank": rank}
+                )  # fmt: skip
     return pd.DataFrame(rows)
 
 
