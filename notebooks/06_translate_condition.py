@@ -108,6 +108,7 @@ print("top 10:", ", ".join(result["top10"]))
 
 # %%
 fig = plot_top_genes(
-    ranking, condition, 10, f"held-out {condition}: true gene rank {result['true_rank']} of {n}"
+    ranking, condition, 10, f"held-out {condition}: true gene rank {result['true_rank']} of {n}",
+    direction=result["direction"],
 )
 save_figure(fig, Path(out_dir) / "top10")

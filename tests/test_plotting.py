@@ -12,6 +12,9 @@ def test_figures_are_written(tmp_path):
     fig = plot_top_genes(ranking, "C", 3)
     colors = [p.get_facecolor() for p in fig.axes[0].patches]
     assert len(colors) == 3 and len({c for c in colors}) == 2  # true gene highlighted
+    assert fig.axes[0].get_xlabel() == "distance of gene embedding to prediction"
+    two = plot_top_genes(ranking, "C", 3, direction="two_way")
+    assert two.axes[0].get_xlabel() == "mean rank over the two directions"
     paths = save_figure(fig, tmp_path / "top")
     assert all((tmp_path / f"top.{e}").stat().st_size > 1000 for e in ("png", "svg")) and paths
     ks = np.arange(1, 51)

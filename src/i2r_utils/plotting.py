@@ -73,7 +73,18 @@ def plot_fields(images, titles, ncols: int = 4):
     return fig
 
 
-def plot_top_genes(ranking: pd.DataFrame, true_gene: str, k: int = 10, title: str = ""):
+#: What the ``distance`` column of a ranking is, per translation direction.
+DISTANCE_LABELS = {
+    "image_to_gene": "distance of gene embedding to prediction",
+    "gene_to_image": "distance of predicted profile to observed profile",
+    "two_way": "mean rank over the two directions",
+}
+
+
+def plot_top_genes(
+    ranking: pd.DataFrame, true_gene: str, k: int = 10, title: str = "",
+    direction: str = "image_to_gene",
+):  # fmt: skip
     """Bar chart of the ``k`` most likely genes, the true gene highlighted.
 
     Parameters
@@ -86,6 +97,8 @@ def plot_top_genes(ranking: pd.DataFrame, true_gene: str, k: int = 10, title: st
         Genes to show.
     title : str
         Figure title.
+    direction : {"image_to_gene", "gene_to_image", "two_way"}
+        Direction that made the ranking (names the axis, :data:`DISTANCE_LABELS`).
 
     Returns
     -------
@@ -96,7 +109,7 @@ def plot_top_genes(ranking: pd.DataFrame, true_gene: str, k: int = 10, title: st
     colors = ["tab:red" if g.upper() == true_gene.upper() else "tab:grey" for g in top["gene"]]
     fig, ax = plt.subplots(figsize=(5, 0.3 * k + 1.2))
     ax.barh(top["gene"], top["distance"], color=colors)
-    ax.set_xlabel("distance of gene embedding to prediction")
+    ax.set_xlabel(DISTANCE_LABELS.get(direction, "distance"))
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
