@@ -52,6 +52,7 @@ from .io import (
     write_json,
     write_table,
 )
+from .profiles import aggregate, combine_representation, load_sphering, translation_profiles
 
 __all__ = [
     "NewTargetResult",
@@ -300,7 +301,6 @@ def _aggregate(per_image: list, names: list[str]) -> pd.DataFrame:
     (``Metadata_Condition`` = ``"NEW_TARGET"``).
     """
     from .encoder import embedding_table
-    from .profiles import aggregate
 
     meta = pd.DataFrame(
         {
@@ -325,21 +325,8 @@ def _sphere(profile: pd.DataFrame, results_dir: Path, name: str) -> pd.DataFrame
     control columns the transform centres on the screen's pooled control wells, the way
     :class:`i2r_utils.profiles.Sphering` handles a new target.
     """
-    from .profiles import load_sphering
-
     path = results_dir / "profiles" / f"sphering_{name}.npz"
     return load_sphering(_need(path, f"sphering transform {name}")).transform(profile)
-
-
-def _profile(cnn: pd.DataFrame | None, feats: pd.DataFrame | None, representation: str):
-    """Return the new target's sphered profile in the translation's representation."""
-    from .profiles import combine_blocks
-
-    if representation == "cnn":
-        return cnn
-    if representation == "features":
-        return feats
-    return combine_blocks({"cnn": cnn, "features": feats})
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,8 +336,6 @@ def _profile(cnn: pd.DataFrame | None, feats: pd.DataFrame | None, representatio
 
 def _fold_profiles(results_dir: Path, fold: int | None, representation: str = "cnn"):
     """Sphered condition profiles of the screen in one fold's space (all folds if None)."""
-    from .profiles import translation_profiles
-
     prof = translation_profiles(results_dir / "profiles", representation)
     if fold is None:
         return prof
@@ -582,7 +567,7 @@ def predict_new_target(
         if use_features
         else None
     )
-    profile = _profile(cnn_profile, feat_profile, representation)
+    profile = combine_representation(cnn_profile, feat_profile, representation)
     translator, names, feats, genes = _fit_translation(
         results_dir, fold, [exclude_condition] if exclude_condition else [], settings
     )

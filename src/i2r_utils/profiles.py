@@ -44,6 +44,7 @@ __all__ = [
     "build_profiles",
     "REPRESENTATIONS",
     "combine_blocks",
+    "combine_representation",
     "translation_profiles",
 ]
 
@@ -532,6 +533,31 @@ def combine_blocks(blocks: dict[str, pd.DataFrame], on: str = "Metadata_Conditio
     return out.reset_index(drop=True)
 
 
+def combine_representation(
+    cnn: pd.DataFrame | None, features: pd.DataFrame | None, representation: str
+) -> pd.DataFrame:
+    """Profiles of one fold space (or one new target) in a translation representation.
+
+    Parameters
+    ----------
+    cnn, features : pandas.DataFrame or None
+        Sphered encoder and hand-crafted feature profiles of the same conditions (the one
+        the representation does not use may be None).
+    representation : {"cnn", "features", "both"}
+        ``"both"``: :func:`combine_blocks` with blocks ``cnn`` and ``features``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The profiles.
+    """
+    if representation == "cnn":
+        return cnn
+    if representation == "features":
+        return features
+    return combine_blocks({"cnn": cnn, "features": features})
+
+
 def translation_profiles(
     profiles_dir: str | os.PathLike, representation: str = "cnn"
 ) -> pd.DataFrame:
@@ -574,14 +600,10 @@ def translation_profiles(
     feats = read_table(pdir / "features_condition_profiles.parquet")
     folds = read_table(pdir / "fold_assignment.csv")["Metadata_Fold"]
     folds = sorted(int(f) for f in folds.unique())
-    if representation == "features":
-        return pd.concat(
-            [feats.assign(Metadata_Fold=k)[["Metadata_Fold", *feats.columns]] for k in folds],
-            ignore_index=True,
-        )
-    cnn = read_table(pdir / "cnn_condition_profiles.parquet")
+    cnn = read_table(pdir / "cnn_condition_profiles.parquet") if representation == "both" else None
     out = []
     for k in folds:
-        space = cnn[cnn["Metadata_Fold"] == k]
-        out.append(combine_blocks({"cnn": space, "features": feats}))
+        space = None if cnn is None else cnn[cnn["Metadata_Fold"] == k]
+        fold_feats = feats.assign(Metadata_Fold=k)[["Metadata_Fold", *feats.columns]]
+        out.append(combine_representation(space, fold_feats, representation))
     return pd.concat(out, ignore_index=True)

@@ -1017,7 +1017,7 @@ def translate_held_out(
         x_train, y_train, train_genes, gene_emb, direction, kernel, depth, alphas, metric
     )
     reverse = used.reverse
-    if reverse is None and train_genes is not None:  # for the comparison
+    if compare and reverse is None and train_genes is not None:  # for the comparison
         reverse = GeneToImage().fit(gene_emb, train_genes, x_train)
     tr = used.forward
     pred = tr.predict(x_test)[0]

@@ -92,22 +92,26 @@ class GeneToImage:
         e = gene_emb.to_numpy(float)
         d2 = np.maximum((e**2).sum(1)[:, None] + (e**2).sum(1)[None] - 2 * e @ e.T, 0)
         med = np.median(d2[np.triu_indices(len(e), 1)]) if len(e) > 1 else 1.0
-        self.d2_, self.scale_d2_, self.pos_ = d2, med if med > 0 else 1.0, pos
+        scale = med if med > 0 else 1.0
+        # the candidate kernel of every width, once (the fit, the choice and every
+        # permutation reuse them)
+        self.kernels_ = {w: np.exp(-d2 / (w * scale)) for w in {*self.widths, self.fallback[0]}}
+        self.pos_ = pos
         self.mu_ = x.mean(0)
         rms = np.sqrt(((x - self.mu_) ** 2).sum(1).mean())
         self.sd_ = rms if rms > 0 else 1.0
         self.y_ = (x - self.mu_) / self.sd_
         # one eigendecomposition of the training kernel per width
         self.eig_ = {}
-        for w in {*self.widths, self.fallback[0]}:
-            lam, u = np.linalg.eigh(self._kernel(w)[np.ix_(pos, pos)])
+        for w, k in self.kernels_.items():
+            lam, u = np.linalg.eigh(k[np.ix_(pos, pos)])
             self.eig_[w] = (np.clip(lam, 0, None), u)
         (self.width_, self.noise_), self.cv_mse_ = self._select(self.y_)
         self.predicted_ = self._predict(self.y_, self.width_, self.noise_)
         return self
 
     def _kernel(self, w: float) -> np.ndarray:
-        return np.exp(-self.d2_ / (w * self.scale_d2_))
+        return self.kernels_[w]
 
     def _select(self, y: np.ndarray):
         if len(y) < 3:
