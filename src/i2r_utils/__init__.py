@@ -2,7 +2,8 @@
 
 Modules
 -------
-columns     ``Metadata_`` column convention (split metadata from features).
+columns     ``Metadata_`` column convention (split metadata from features); CONTROL.
+artifacts   where each artefact of a run lives (one function spells every result path).
 io          reading and validating images, masks and metadata; atomic writes; checksums.
 simulate    the embedded synthetic over-expression screen with known truth.
 nuclei      nucleus filtering (fast path) and 64x64 single-nucleus crops, per plate.

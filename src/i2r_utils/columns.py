@@ -9,8 +9,10 @@ from __future__ import annotations
 import pandas as pd
 
 PREFIX = "Metadata_"
+# The control condition of a screen (empty vector, no over-expressed gene).
+CONTROL = "EMPTY"
 
-__all__ = ["PREFIX", "get_metadata", "get_featuredata", "split", "feature_columns"]
+__all__ = ["CONTROL", "PREFIX", "get_metadata", "get_featuredata", "split", "feature_columns"]
 
 
 def feature_columns(df: pd.DataFrame) -> list[str]:

@@ -1,0 +1,108 @@
+"""Where each artefact of a run lives: the one place that spells result paths.
+
+Every table, model and figure folder a notebook reads or writes is named here once, relative
+to the run's results folder (``work_dir``). Notebooks and the driver ask
+:func:`artifact` for a path instead of spelling it, so moving an artefact is a one-line
+change.
+
+Examples
+--------
+>>> from pathlib import Path
+>>> artifact("results/x", "impactful").as_posix()
+'results/x/screen/impactful.csv'
+>>> artifact("results/x", "encoder_embeddings", fold=2).as_posix()
+'results/x/encoders/fold2/embeddings.parquet'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["ARTIFACTS", "artifact"]
+
+# name -> path relative to work_dir; ``{field}`` parts are filled from keyword arguments.
+ARTIFACTS: dict[str, str] = {
+    # nuclei: per plate, then merged
+    "nuclei_dir": "nuclei",
+    "nuclei": "nuclei/nuclei.parquet",
+    "plate_crops": "nuclei/crops/{plate}.npz",
+    "plate_features": "nuclei/features/{plate}.parquet",
+    "plate_filter_counts": "nuclei/filter_counts/{plate}.csv",
+    "plate_nuclei": "nuclei/plates/{plate}.parquet",
+    "features_dir": "nuclei/features",
+    # screen of conditions against the control
+    "screen": "screen/screen.csv",
+    "screen_call": "screen/screen_call.json",
+    "impactful": "screen/impactful.csv",
+    "folds": "screen/fold_assignment.csv",
+    # gene embeddings
+    "gene_embeddings": "genes/gene_embeddings.parquet",
+    "gene_embedding_info": "genes/gene_embedding_info.json",
+    # encoders, one per fold of held-out conditions
+    "encoder_dir": "encoders/fold{fold}",
+    "encoder_checkpoint": "encoders/fold{fold}/encoder.pt",
+    "encoder_info": "encoders/fold{fold}/encoder.json",
+    "encoder_embeddings": "encoders/fold{fold}/embeddings.parquet",
+    "untrained_dir": "encoders/untrained",
+    # profiles
+    "profiles_dir": "profiles",
+    "cnn_condition_profiles": "profiles/cnn_condition_profiles.parquet",
+    "cnn_well_profiles": "profiles/cnn_well_profiles.parquet",
+    "sphering_fold": "profiles/sphering_fold{fold}.npz",
+    "features_condition_profiles": "profiles/features_condition_profiles.parquet",
+    "features_well_profiles": "profiles/features_well_profiles.parquet",
+    "sphering_features": "profiles/sphering_features.npz",
+    "untrained_condition_profiles": "profiles/untrained_condition_profiles.parquet",
+    "sphering_untrained": "profiles/sphering_untrained.npz",
+    "strong_perturbations": "profiles/strong_perturbations.csv",
+    "profile_evaluation": "profiles/evaluation.csv",
+    # translation, one folder per held-out condition
+    "condition_dir": "{condition}",
+    "ranking": "{condition}/ranking.csv",
+    "top10": "{condition}/top10.csv",
+    "result": "{condition}/result.json",
+    "manifest": "{condition}/manifest.json",
+    # summary over held-out conditions
+    "summary": "summary.csv",
+    "summary_metrics": "summary_metrics.csv",
+    "loo_crosscheck": "loo_crosscheck.csv",
+    "loo_crosscheck_metrics": "loo_crosscheck_metrics.csv",
+    # segmentation evaluation
+    "segmentation_dir": "segmentation",
+    "segmentation_metrics": "segmentation/metrics.csv",
+    "segmentation_summary": "segmentation/summary.csv",
+}
+
+
+def artifact(work_dir: str | os.PathLike, name: str, **fields: object) -> Path:
+    """Return the path of one artefact of a run.
+
+    Parameters
+    ----------
+    work_dir : path-like
+        The run's results folder.
+    name : str
+        A key of :data:`ARTIFACTS`, e.g. ``"impactful"`` or ``"encoder_embeddings"``.
+    **fields
+        Values of the ``{field}`` parts of the path (``plate``, ``fold``, ``condition``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``work_dir / <relative path>``.
+
+    Raises
+    ------
+    KeyError
+        For an unknown name or a missing field, naming what is known or needed.
+    """
+    try:
+        template = ARTIFACTS[name]
+    except KeyError:
+        raise KeyError(f"unknown artefact {name!r}; one of {sorted(ARTIFACTS)}") from None
+    try:
+        rel = template.format(**fields)
+    except KeyError as exc:
+        raise KeyError(f"artefact {name!r} ({template}) needs {exc.args[0]}=...") from None
+    return Path(work_dir) / rel
