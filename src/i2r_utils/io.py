@@ -26,10 +26,12 @@ __all__ = [
     "write_table",
     "read_table",
     "sha256_file",
+    "file_digest",
     "read_image",
     "read_mask",
     "load_metadata",
     "list_images",
+    "list_images_below",
     "pair_images_masks",
     "missing_mask_error",
     "IMAGE_SUFFIXES",
@@ -487,3 +489,54 @@ def load_metadata(data_dir: str | os.PathLike, check_files: bool = True) -> pd.D
                     "label mask or segment the image first."
                 )
     return meta
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Return the hex digest of a file for any :mod:`hashlib` algorithm.
+
+    Parameters
+    ----------
+    path : path-like
+        File to hash.
+    algorithm : str
+        A :func:`hashlib.new` name, e.g. ``"sha256"`` or ``"md5"`` (the checksum Zenodo
+        publishes and the ETag of single-part S3 objects).
+
+    Returns
+    -------
+    str
+        Lower-case hex digest.
+    """
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, algorithm).hexdigest()
+
+
+def list_images_below(folder: str | os.PathLike) -> list[Path]:
+    """List the image files (.tif, .tiff, .png) anywhere below a folder, sorted by path.
+
+    Hidden files and hidden sub-folders are skipped. Unlike :func:`list_images` this
+    searches sub-folders and returns an empty list for a missing or empty folder, so the
+    caller can say what the folder should hold.
+
+    Parameters
+    ----------
+    folder : path-like
+        Folder to search.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The image files.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    files = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        files += [
+            Path(dirpath, name)
+            for name in filenames
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+        ]
+    return sorted(files)
