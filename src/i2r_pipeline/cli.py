@@ -30,6 +30,7 @@ from pathlib import Path
 from i2r_utils.artifacts import artifact
 
 from . import PipelineError
+from .executor import make_executor
 from .pipeline import Pipeline, check_config, load_config, run_pipeline, select_stages
 from .stages import STAGES
 
@@ -173,9 +174,6 @@ def main_job(argv: list[str], root: Path) -> int:
     if args.executor == "local" and (args.workers or args.scheduler_address):
         raise PipelineError("--workers/--scheduler-address need --executor dask.")
     pipe, stages = make_pipeline(args, root)
-
-    from .executor import make_executor
-
     try:
         ex = make_executor(args.executor, args.workers, args.scheduler_address, args.cluster)
     except (ImportError, ValueError) as exc:

@@ -161,48 +161,20 @@ class UnitResult:
 
 
 def marker_path(exec_dir: str | os.PathLike, stage: str) -> Path:
-    """Return the path of the done marker of a unit of ``stage`` run in ``exec_dir``.
-
-    Parameters
-    ----------
-    exec_dir : path-like
-        Folder of the unit's executed notebook.
-    stage : str
-        Stage (notebook) name.
-
-    Returns
-    -------
-    pathlib.Path
-        ``exec_dir / <stage>.done.json``.
-    """
+    """Return the path of the done marker of ``stage``'s unit in ``exec_dir``."""
     return Path(exec_dir) / f"{stage}.done.json"
 
 
 def read_marker(path: str | os.PathLike) -> dict:
-    """Return the content of a done marker, or ``{}`` when it is missing or unreadable.
+    """Return a done marker: ``key`` (:func:`unit_key`), ``run`` (random id), ``seconds``, ``host``.
 
-    Parameters
-    ----------
-    path : path-like
-        A marker (:func:`marker_path`).
-
-    Returns
-    -------
-    dict
-        ``key`` (:func:`unit_key` of the run), ``run`` (random id of the run), ``seconds``
-        and ``host``; empty when there is no valid marker.
+    Empty when the marker at ``path`` (:func:`marker_path`) is missing or unreadable.
     """
     try:
         info = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
     return info if isinstance(info, dict) else {}
-
-
-def _write_marker(unit: Unit, key: str, seconds: float, host: str) -> None:
-    """Write the done marker of a unit that just ran successfully (atomically)."""
-    marker = {"key": key, "run": uuid.uuid4().hex, "seconds": round(seconds, 2), "host": host}
-    write_json(marker, unit.marker)
 
 
 def upstream_digest(units: Iterable[tuple[str, str, str | os.PathLike]]) -> str:
@@ -315,7 +287,8 @@ def run_unit(unit: Unit, force: bool = False) -> UnitResult:
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none propagates
         return UnitResult(unit, "failed", time.perf_counter() - t0, _error_message(exc), host)
     seconds = time.perf_counter() - t0
-    _write_marker(unit, key, seconds, host)
+    marker = {"key": key, "run": uuid.uuid4().hex, "seconds": round(seconds, 2), "host": host}
+    write_json(marker, unit.marker)  # atomically, after success only
     return UnitResult(unit, "ran", seconds, host=host)
 
 
