@@ -18,7 +18,6 @@ gets ``cores / workers`` BLAS/torch threads, so 1 and 2 workers use the same cor
 """
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -34,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # --- assumptions of the paper projection (override on the command line) -----------------
 # Rohban et al. 2017 ORF screen as used by Image2Reg: cpg0017-rohban-pathways, batch
 # 2013_10_11_SIGMA2_Pilot, five 384-well plates (one replicate of the 323 ORF constructs
-# each; i2r_utils.fetch.ROHBAN_PLATES), DNA channel only.
+# each; i2r_pipeline.fetch.cpg.ROHBAN_PLATES), DNA channel only.
 FULL = {
-    "plates": 5,  # plates (i2r_utils.fetch.ROHBAN_PLATES)
+    "plates": 5,  # plates (i2r_pipeline.fetch.cpg.ROHBAN_PLATES)
     "wells_per_plate": 384,  # 384-well plates
     "sites_per_well": 9,  # fields of view per well (assumption)
     "field_px": 1080,  # side of an ImageXpress field in pixels (1080 x 1080, 16 bit)
@@ -45,13 +44,6 @@ FULL = {
     "folds": 3,  # encoder trainings (n_folds); Image2Reg trains one per held-out gene (41)
     "train_percent": 15,  # nuclei in training conditions: 41 impactful of ~323 ORFs + controls
 }
-
-
-def load_run_all():
-    spec = importlib.util.spec_from_file_location("run_all", ROOT / "run_all.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def prepare(args, work):
@@ -75,10 +67,10 @@ def run_all_args(args, work):
 
 def marker_seconds(work, stage):
     """Per-unit seconds of a stage from its done markers (the preparation run)."""
-    return [
-        json.loads(p.read_text())["seconds"]
-        for p in (work / "results").glob(f"**/{stage}.done.json")
-    ]
+    from i2r_pipeline.executor import marker_path, read_marker
+
+    pattern = marker_path("**", stage).as_posix()
+    return [read_marker(p)["seconds"] for p in (work / "results").glob(pattern)]
 
 
 def count_nuclei(results):
@@ -150,12 +142,13 @@ def main():
     work = Path(a.workdir or tempfile.mkdtemp(prefix="i2r-bench-executor-")).resolve()
     prepare(a, work)
 
-    run_all = load_run_all()
-    from i2r_utils.executor import make_executor
+    from i2r_pipeline.cli import make_pipeline, parse_args
+    from i2r_pipeline.executor import make_executor
+    from i2r_pipeline.stages import stage_named
 
-    pipe, _ = run_all.make_pipeline(run_all.parse_args(run_all_args(a, work)))
-    plates = pipe.units("01_preprocess_nuclei", "plate")
-    conds = pipe.units("06_translate_condition", "condition")
+    pipe, _ = make_pipeline(parse_args(run_all_args(a, work), ROOT), ROOT)
+    plates = pipe.units(stage_named("01_preprocess_nuclei"))
+    conds = pipe.units(stage_named("06_translate_condition"))
     counts = [int(n) for n in a.workers.split(",")]
     rows = {}
     for n in counts:
@@ -165,7 +158,7 @@ def main():
             start = time.perf_counter() - t0
             times = []
             for units in (plates, conds):
-                if units is plates:  # notebook 01 skips plates whose table exists
+                if units is plates:  # no plate tables, as in a fresh run
                     shutil.rmtree(pipe.paths["work"] / "nuclei" / "plates", ignore_errors=True)
                 t0 = time.perf_counter()
                 res = ex.run(units, force=True)

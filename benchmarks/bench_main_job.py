@@ -22,15 +22,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def stages():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("run_all", ROOT / "run_all.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.STAGES
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", default="default")
@@ -47,8 +38,10 @@ def main():
         base += ["--conditions", a.conditions]
     base += ["--executor", a.executor] + (["--workers", str(a.workers)] if a.workers else [])
     env = {**os.environ, "I2R_NO_VENV": "1"}
+    from i2r_pipeline.stages import STAGES
+
     rows, t_all = [], time.perf_counter()
-    for name, scope in stages():
+    for name, scope in ((s.name, s.scope) for s in STAGES):
         t0 = time.perf_counter()
         proc = subprocess.Popen([*base, "--stages", name], env=env, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip

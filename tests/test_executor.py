@@ -7,10 +7,9 @@ import json
 import os
 from pathlib import Path
 
-import jupytext
 import pytest
 
-from i2r_utils.executor import (
+from i2r_pipeline.executor import (
     DaskExecutor,
     LocalExecutor,
     Unit,
@@ -18,24 +17,20 @@ from i2r_utils.executor import (
     failure_report,
     is_complete,
     make_executor,
+    marker_path,
+    read_marker,
     run_unit,
+    upstream_digest,
 )
+from i2r_pipeline.notebooks import to_ipynb
+from i2r_utils.columns import CONTROL
 
 STUBS = Path(__file__).parent / "stubs"
 
 
 def ipynb(name, dest):
     """The stub notebook ``name`` as .ipynb with a kernelspec (papermill needs one)."""
-    nb = jupytext.read(STUBS / f"{name}.py")
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    out = Path(dest) / f"{name}.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    jupytext.write(nb, out, fmt="ipynb")
-    return str(out)
+    return str(to_ipynb(STUBS / f"{name}.py", Path(dest)))
 
 
 def make_unit(tmp, name, label, sub, **params):
@@ -49,11 +44,11 @@ def make_unit(tmp, name, label, sub, **params):
 def screen(work):
     """The inputs of stub stages 01 and 06: metadata, merged nuclei, genes."""
     (work / "data").mkdir(parents=True)
-    rows = [f"{p},W{i},{c}" for p in ("P1", "P2") for i, c in enumerate(["EMPTY", "A", "B", "C"])]
+    rows = [f"{p},W{i},{c}" for p in ("P1", "P2") for i, c in enumerate([CONTROL, "A", "B", "C"])]
     text = "Metadata_Plate,Metadata_Well,Metadata_Condition\n" + "\n".join(rows) + "\n"
     (work / "data" / "metadata.csv").write_text(text)
     (work / "nuclei").mkdir()
-    nuclei = [f"{p},{c},1.0" for p in ("P1", "P2") for c in ("EMPTY", "A", "B", "C")]
+    nuclei = [f"{p},{c},1.0" for p in ("P1", "P2") for c in (CONTROL, "A", "B", "C")]
     (work / "nuclei" / "nuclei.csv").write_text("\n".join(nuclei) + "\n")
     (work / "genes").mkdir()
     (work / "genes" / "genes.json").write_text(json.dumps({"genes": ["A", "B", "C"]}))
@@ -99,6 +94,33 @@ def test_run_unit_marker_skip_force_and_failure(tmp_path):
     report = failure_report([first, res])
     assert "1 unit(s) failed" in report and "[X]" in report and str(bad.output) in report
     assert failure_report([first]) == ""
+
+
+def test_done_markers_are_written_and_read_here_only(tmp_path):
+    unit = make_unit(tmp_path, "03_embed_genes", "dataset", "_dataset", work_dir=str(tmp_path))
+    assert unit.marker == marker_path(tmp_path / "_dataset", "03_embed_genes")
+    assert unit.marker.name == "03_embed_genes.done.json" and read_marker(unit.marker) == {}
+    assert upstream_digest([]) == ""
+    missing = upstream_digest([("03_embed_genes", "dataset", tmp_path / "_dataset")])
+    assert len(missing) == 64  # a missing marker counts as such
+    assert run_unit(unit).status == "ran"
+    info = read_marker(unit.marker)
+    assert set(info) == {"key", "run", "seconds", "host"} and info["seconds"] >= 0
+    first = upstream_digest([("03_embed_genes", "dataset", tmp_path / "_dataset")])
+    assert first != missing
+    # a forced rerun has a new run id, so whatever reads from the unit reruns
+    run_unit(unit, force=True)
+    assert read_marker(unit.marker)["key"] == info["key"]
+    assert read_marker(unit.marker)["run"] != info["run"]
+    assert upstream_digest([("03_embed_genes", "dataset", tmp_path / "_dataset")]) != first
+    # a unit with an upstream digest has another key
+    later = Unit(**{**unit.__dict__, "upstream": first})
+    assert not is_complete(later) and is_complete(unit)
+    # unreadable markers count as missing
+    unit.marker.write_text("[1, 2]")
+    assert read_marker(unit.marker) == {} and not is_complete(unit)
+    unit.marker.write_text("{not json")
+    assert read_marker(unit.marker) == {} and not is_complete(unit)
 
 
 def test_dask_local_cluster_matches_local_and_contains_failures(tmp_path):

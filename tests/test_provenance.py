@@ -1,6 +1,6 @@
 import json
 
-from i2r_utils.provenance import git_state, package_versions, write_manifest
+from i2r_pipeline.provenance import git_state, package_versions, write_manifest
 
 
 def test_manifest_records_commit_params_and_checksums(tmp_path):

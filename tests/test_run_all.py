@@ -1,9 +1,11 @@
-"""run_all.py: stages, scopes, parameters, reruns, executors; smoke run of every notebook.
+"""run_all.py end to end: bootstrap, stages, scopes, parameters, reruns, executors; smoke run.
 
 Most tests drive the stub notebooks of ``tests/stubs`` (stdlib only, about a second each)
 through ``--notebooks-dir``; the smoke test runs the real notebooks on the tiny screen.
+The parts of the driver (``i2r_pipeline``) have their own test modules.
 """
 
+import ast
 import importlib.util
 import io
 import json
@@ -17,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from i2r_pipeline.pipeline import RUN_KEYS, Pipeline, load_config
+from i2r_pipeline.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 STUBS = ROOT / "tests" / "stubs"
@@ -38,6 +43,19 @@ def load_run_all():
 
 
 RUN_ALL = load_run_all()
+
+
+def test_bootstrap_is_standard_library_only_and_hands_over(monkeypatch, capsys):
+    tree = ast.parse((ROOT / "run_all.py").read_text())
+    top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom)}
+    assert top <= set(sys.stdlib_module_names) | {"__future__"}, top
+    monkeypatch.setenv("I2R_NO_VENV", "1")
+    monkeypatch.setattr(RUN_ALL.os, "execv", lambda *a: pytest.fail("re-executed"))
+    assert RUN_ALL.bootstrap("dev") is None
+    monkeypatch.setattr(sys, "argv", ["run_all.py", "--list"])
+    assert RUN_ALL.main() == 0
+    assert "06_translate_condition       condition" in capsys.readouterr().out
 
 
 def run_all(*args, check=True):
@@ -81,16 +99,17 @@ def test_scopes_units_parameters_and_rerun(stub_run):
         "dataset": ["_dataset"], "plate": ["_plates/P1", "_plates/P2"],
         "fold": ["_folds/fold0", "_folds/fold1"], "condition": ["A", "B"], "summary": ["_summary"],
     }  # fmt: skip
-    for name, scope in RUN_ALL.STAGES:
-        for sub in units[scope]:
-            assert (res / sub / f"{name}.ipynb").is_file(), (name, sub)
-            assert json.loads((res / sub / f"{name}.done.json").read_text())["key"]
+    for stage in STAGES:
+        for sub in units[stage.scope]:
+            assert (res / sub / f"{stage.name}.ipynb").is_file(), (stage.name, sub)
+            assert json.loads((res / sub / f"{stage.name}.done.json").read_text())["key"]
     # exactly the declared config keys and scope parameters
     w, d = str(res), str(tmp / "data")
     expect = {
         "_dataset/00_simulate_screen": {"data_dir": d, "size": "tiny", "seed": 0},
         "_plates/P2/01_preprocess_nuclei": {
             "data_dir": d, "work_dir": w, "plate": "P2", "pixel_scale": 1.0},
+        "_dataset/02_screen_conditions": {"work_dir": w, "n_folds": 2},
         "_folds/fold1/04_train_encoder": {"work_dir": w, "fold": 1, "n_folds": 2, "seed": 0},
         "_dataset/05_build_profiles": {"work_dir": w, "n_folds": 2},
         "B/06_translate_condition": {
@@ -101,6 +120,12 @@ def test_scopes_units_parameters_and_rerun(stub_run):
     for nb, params in expect.items():
         assert injected(res / f"{nb}.ipynb") == params, nb
     assert "A: true gene rank 1 of 3" in out.stdout and "top 10: B, A, C" in out.stdout
+    # the fold assignment is written once (02) and read by every fold (04) and by 05
+    folds = (res / "screen" / "fold_assignment.csv").read_text()
+    assert folds == "condition,fold\nA,0\nB,1\nC,0\n"
+    held_out = [json.loads((res / "encoders" / f"fold{k}" / "encoder.json").read_text())
+                for k in (0, 1)]  # fmt: skip
+    assert [h["held_out"] for h in held_out] == [["A", "C"], ["B"]]
     manifest = json.loads((res / "A" / "manifest.json").read_text())
     assert manifest["git"]["commit"] and manifest["inputs_sha256"]
     # rerun: every unit complete and skipped
@@ -162,17 +187,6 @@ def test_bad_config_stage_scope_and_options_fail_clearly(tmp_path):
     assert out.returncode != 0 and "declares no `plate` parameter" in out.stderr
 
 
-def test_subcommands_dispatch_lazily(monkeypatch, tmp_path):
-    (tmp_path / "fake_cmd.py").write_text("def main(argv):\n    return len(argv)\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(RUN_ALL.COMMANDS, "predict", ("fake_cmd", "test"))
-    assert RUN_ALL.run_command("predict", ["a", "b"]) == 2
-    monkeypatch.setitem(RUN_ALL.COMMANDS, "data", ("i2r_utils.no_such_module", "fetch"))
-    with pytest.raises(SystemExit, match=r"needs i2r_utils.no_such_module.main\(argv\)"):
-        RUN_ALL.run_command("data", [])
-    assert RUN_ALL.COMMANDS["predict"] == ("fake_cmd", "test")
-
-
 def close(a, b):
     """Equal JSON values, numbers to 1e-9 relative."""
     if isinstance(a, dict):
@@ -190,11 +204,11 @@ SMOKE = {"encoder_arch": "small", "epochs": 2, "samples_per_class": 32, "n_folds
 
 
 def smoke_config(tmp_path):
-    cfg = RUN_ALL.load_config(ROOT / "config" / "default.yaml")
+    cfg = load_config(ROOT / "config" / "default.yaml")
     paths = {"work": tmp_path / "probe", "data": tmp_path, "figures": tmp_path}
-    pipe = RUN_ALL.Pipeline(cfg, paths)
-    declared = set().union(*(pipe.declared(name) for name, _ in RUN_ALL.STAGES))
-    cfg.update({k: v for k, v in SMOKE.items() if k in declared or k in RUN_ALL.RUN_KEYS})
+    pipe = Pipeline(cfg, paths, ROOT / "notebooks")
+    declared = set().union(*(pipe.declared(s.name) for s in STAGES))
+    cfg.update({k: v for k, v in SMOKE.items() if k in declared or k in RUN_KEYS})
     path = tmp_path / "smoke.yaml"
     path.write_text(json.dumps(cfg))  # JSON is YAML
     return path, cfg
@@ -215,9 +229,9 @@ def test_every_notebook_runs_on_tiny_screen(tmp_path):
         "summary": ["_summary"],
     }  # fmt: skip
     assert len(plates) == 2
-    for name, scope in RUN_ALL.STAGES:
-        for sub in units[scope]:
-            assert (res / sub / f"{name}.ipynb").is_file(), (name, sub)
+    for stage in STAGES:
+        for sub in units[stage.scope]:
+            assert (res / sub / f"{stage.name}.ipynb").is_file(), (stage.name, sub)
     result = json.loads((res / "BRAF" / "result.json").read_text())
     assert 1 <= result["true_rank"] <= result["n_candidates"]
     assert len(result["top10"]) == 10
@@ -229,7 +243,7 @@ def test_every_notebook_runs_on_tiny_screen(tmp_path):
     assert (res / "summary_metrics.csv").is_file()
     # rerun: every unit is complete and skipped
     again = run_all(*args)
-    n_units = sum(len(units[scope]) for _, scope in RUN_ALL.STAGES)
+    n_units = sum(len(units[s.scope]) for s in STAGES)
     assert again.stdout.count("complete (skipped)") == n_units
     # the plate and condition stages again on a Dask cluster of two worker processes:
     # identical outputs

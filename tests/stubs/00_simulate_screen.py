@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Stub 00: a pretend screen (tests of run_all.py and i2r_utils.executor)
+# # Stub 00: a pretend screen (tests of run_all.py and i2r_pipeline)
 # Writes `data_dir/metadata.csv` (plates P1, P2; conditions EMPTY, A, B, C) and the files
 # run_all.py checksums in manifests.
 

@@ -1,8 +1,9 @@
 # %% [markdown]
 # # Stub 04: one fold's encoder
-# Writes `work_dir/encoders/fold<k>/encoder.json`.
+# Reads `work_dir/screen/fold_assignment.csv`; writes `work_dir/encoders/fold<k>/encoder.json`.
 
 # %%
+import csv
 import json
 from pathlib import Path
 
@@ -13,6 +14,9 @@ n_folds = 3  # number of folds
 seed = 0  # random seed
 
 # %%
+with open(Path(work_dir) / "screen" / "fold_assignment.csv") as fh:
+    held_out = [r["condition"] for r in csv.DictReader(fh) if int(r["fold"]) == fold]
 out = Path(work_dir) / "encoders" / f"fold{fold}"
 out.mkdir(parents=True, exist_ok=True)
-(out / "encoder.json").write_text(json.dumps({"fold": fold, "n_folds": n_folds, "seed": seed}))
+info = {"fold": fold, "n_folds": n_folds, "seed": seed, "held_out": held_out}
+(out / "encoder.json").write_text(json.dumps(info))

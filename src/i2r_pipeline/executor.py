@@ -1,8 +1,9 @@
 """Run the independent units of a pipeline stage, locally or on a Dask cluster.
 
 A *unit* is one papermill execution of one notebook with one set of parameters (a plate,
-a fold, a held-out condition, or the whole data set). ``run_all.py`` builds the units of a
-stage and hands them to an executor; the stages themselves run one after another.
+a fold, a held-out condition, or the whole data set). The pipeline
+(:mod:`i2r_pipeline.pipeline`) builds the units of a stage and hands them to an executor;
+the stages themselves run one after another.
 
 * :class:`LocalExecutor` (the default) runs the units one after another in this process.
 * :class:`DaskExecutor` submits every unit of a stage to a Dask ``distributed`` cluster, one
@@ -14,14 +15,15 @@ stage and hands them to an executor; the stages themselves run one after another
 
 Every unit keeps the same contract whatever runs it (:func:`run_unit`): it is skipped when
 its *done marker* (``<exec_dir>/<stage>.done.json``) holds the hash of its parameters,
-notebook source and *upstream* digest (``Unit.upstream``: ``run_all.py`` hashes the done
-markers of the stages the unit reads from, each with the random id of the run that wrote
-it, so a unit reruns whenever one of its inputs was recomputed, forced or not); otherwise
+notebook source and *upstream* digest (``Unit.upstream``: :func:`upstream_digest` of the
+done markers of the units it reads from, each with the random id of the run that wrote it,
+so a unit reruns whenever one of its inputs was recomputed, forced or not); otherwise
 the notebook is executed into ``<exec_dir>/<stage>.ipynb`` and the marker is written
 atomically after success only. A failing unit never raises: it returns a
 :class:`UnitResult` with the error message and the path of the partially executed notebook,
 so the other units of the stage finish and keep their results, and a rerun executes only the
-units without a valid marker.
+units without a valid marker. This module is the one place that writes and reads done
+markers (:func:`marker_path`, :func:`read_marker`).
 
 ``dask`` and ``dask-jobqueue`` are imported only when a Dask executor is made.
 """
@@ -42,7 +44,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .io import write_json
+from i2r_utils.io import write_json
+
+from .notebooks import execute
 
 __all__ = [
     "Unit",
@@ -52,6 +56,9 @@ __all__ = [
     "DaskExecutor",
     "EXECUTORS",
     "CLUSTERS",
+    "marker_path",
+    "read_marker",
+    "upstream_digest",
     "unit_key",
     "is_complete",
     "run_unit",
@@ -112,7 +119,7 @@ class Unit:
     @property
     def marker(self) -> Path:
         """Path of the done marker, written after success only."""
-        return Path(self.exec_dir) / f"{self.stage}.done.json"
+        return marker_path(self.exec_dir, self.stage)
 
 
 @dataclass
@@ -153,6 +160,46 @@ class UnitResult:
         return f"FAILED: {self.error} (notebook: {self.unit.output})"
 
 
+def marker_path(exec_dir: str | os.PathLike, stage: str) -> Path:
+    """Return the path of the done marker of ``stage``'s unit in ``exec_dir``."""
+    return Path(exec_dir) / f"{stage}.done.json"
+
+
+def read_marker(path: str | os.PathLike) -> dict:
+    """Return a done marker: ``key`` (:func:`unit_key`), ``run`` (random id), ``seconds``, ``host``.
+
+    Empty when the marker at ``path`` (:func:`marker_path`) is missing or unreadable.
+    """
+    try:
+        info = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def upstream_digest(units: Iterable[tuple[str, str, str | os.PathLike]]) -> str:
+    """Return the digest of the done markers of the units another unit reads from.
+
+    Parameters
+    ----------
+    units : iterable of (stage, label, exec_dir)
+        The upstream units. A missing marker counts as such (the inputs may have been made
+        outside the pipeline).
+
+    Returns
+    -------
+    str
+        SHA-256 over each unit's stage, label, marker key and run id; ``""`` for no units.
+    """
+    seen = []
+    for stage, label, exec_dir in units:
+        info = read_marker(marker_path(exec_dir, stage))
+        seen.append([stage, label, info.get("key"), info.get("run")])
+    if not seen:
+        return ""
+    return hashlib.sha256(json.dumps(seen).encode()).hexdigest()
+
+
 def unit_key(unit: Unit) -> str:
     """Return the hash that identifies a complete run of ``unit``.
 
@@ -187,9 +234,10 @@ def is_complete(unit: Unit) -> bool:
     bool
         True when an identical run already finished successfully.
     """
+    key = read_marker(unit.marker).get("key")
     try:
-        return json.loads(unit.marker.read_text()).get("key") == unit_key(unit)
-    except (OSError, ValueError, AttributeError):
+        return key is not None and key == unit_key(unit)
+    except OSError:  # the notebook source is gone
         return False
 
 
@@ -223,26 +271,24 @@ def run_unit(unit: Unit, force: bool = False) -> UnitResult:
     host = socket.gethostname()
     if not force and is_complete(unit):
         return UnitResult(unit, "skipped", host=host)
-    import papermill as pm
-
     key = unit_key(unit)
     Path(unit.exec_dir).mkdir(parents=True, exist_ok=True)
     unit.marker.unlink(missing_ok=True)
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(
-            unit.notebook,
-            str(unit.output),
-            parameters=dict(unit.parameters),
-            cwd=unit.cwd,
+        execute(
+            Path(unit.notebook),
+            unit.output,
+            unit.parameters,
+            cwd=Path(unit.cwd),
+            progress=False,
             kernel_name=unit.kernel_name,
-            progress_bar=False,
         )
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none propagates
         return UnitResult(unit, "failed", time.perf_counter() - t0, _error_message(exc), host)
     seconds = time.perf_counter() - t0
     marker = {"key": key, "run": uuid.uuid4().hex, "seconds": round(seconds, 2), "host": host}
-    write_json(marker, unit.marker)
+    write_json(marker, unit.marker)  # atomically, after success only
     return UnitResult(unit, "ran", seconds, host=host)
 
 

@@ -7,7 +7,7 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .io import sha256_file, write_json
+from i2r_utils.io import sha256_file, write_json
 
 __all__ = ["git_state", "package_versions", "write_manifest"]
 

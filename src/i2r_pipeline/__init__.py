@@ -1,0 +1,26 @@
+"""i2r_pipeline: the driver of the Image2Reg compendium, above the method library.
+
+``run_all.py`` sets up the environment and hands over to :func:`i2r_pipeline.cli.main`.
+This package knows the notebooks and their order; ``i2r_utils`` (the methods) does not.
+
+Modules
+-------
+stages      the one ordered list of stages: notebook, scope and the stages it reads from.
+pipeline    one main-job run: configuration, paths, units per scope, parameters, upstream
+            digests, configuration check, stage selection, per-condition manifests.
+executor    runs the units of a stage locally or on a Dask cluster; owns the done markers.
+notebooks   jupytext source -> cached .ipynb, declared parameters, papermill execution.
+provenance  run manifests: git commit, package versions, parameters, input checksums.
+cli         command line: main job, final report, ``test``, ``predict`` and ``data``.
+fetch       ``run_all.py data``: checksummed, resumable downloads of public data.
+predict     ``run_all.py predict``: new-target mode through its notebook.
+"""
+
+__all__ = ["PipelineError"]
+
+
+class PipelineError(Exception):
+    """A problem the user can fix (configuration, missing input, notebook); no traceback.
+
+    The command line prints the message after ``run_all.py:`` and exits with status 1.
+    """

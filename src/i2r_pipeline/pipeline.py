@@ -1,0 +1,340 @@
+"""One main-job run: configuration, paths, and the units of each stage.
+
+A :class:`Pipeline` turns a stage (:mod:`i2r_pipeline.stages`) into its units: one per data
+set, plate, fold, held-out condition or summary, each with exactly the configuration keys
+and scope parameters its notebook declares, and with the digest of the done markers of the
+stages it reads from. :func:`run_pipeline` runs the stages in order through an executor
+(:mod:`i2r_pipeline.executor`) and writes each condition's ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from i2r_utils.artifacts import artifact
+from i2r_utils.columns import CONTROL
+
+from . import PipelineError
+from .executor import Unit, failure_report, upstream_digest
+from .notebooks import declared_parameters, to_ipynb
+from .provenance import write_manifest
+from .stages import SCOPES, STAGES, UNIT_PARAMETER, Stage
+
+__all__ = [
+    "RUN_KEYS",
+    "DEFAULT_N_FOLDS",
+    "Pipeline",
+    "load_config",
+    "check_config",
+    "select_stages",
+    "write_condition_manifest",
+    "run_pipeline",
+]
+
+#: Configuration keys the driver itself uses; no notebook needs to declare them.
+RUN_KEYS = ("size", "conditions", "n_folds")
+#: Number of folds of held-out conditions when the configuration gives none.
+DEFAULT_N_FOLDS = 3
+
+
+def load_config(path: str | Path) -> dict:
+    """Read the YAML configuration.
+
+    Parameters
+    ----------
+    path : path-like
+        The configuration file, e.g. ``config/default.yaml``.
+
+    Returns
+    -------
+    dict
+        Its keys (empty for an empty file).
+    """
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text()) or {}
+
+
+class Pipeline:
+    """One main-job run: configuration, paths, notebooks folder; resolves units lazily.
+
+    Plates are read from ``data_dir/metadata.csv`` and conditions resolved only when a
+    stage needs them, i.e. after the screen was written.
+
+    Parameters
+    ----------
+    cfg : dict
+        Configuration (keys passed to the notebooks that declare them).
+    paths : dict
+        ``data``, ``work`` (results) and ``figures`` folders.
+    nb_dir : path-like
+        Folder of the notebook sources.
+    all_conditions : bool
+        Hold out every non-control condition of the screen instead of ``cfg["conditions"]``.
+    repo : path-like
+        A folder of the repository, for the git state in manifests.
+    """
+
+    def __init__(
+        self,
+        cfg: dict,
+        paths: dict,
+        nb_dir: str | Path,
+        all_conditions: bool = False,
+        repo: str | Path = ".",
+    ):
+        self.cfg = cfg
+        self.paths = paths
+        self.nb_dir = Path(nb_dir).resolve()
+        self.cache = paths["work"] / ".notebooks"
+        self.all_conditions = all_conditions
+        self.repo = Path(repo)
+        self._declared: dict = {}
+
+    # --- notebooks -------------------------------------------------------------------
+    def source(self, name: str) -> Path:
+        """Return the jupytext source of a stage; a clear error when it is missing."""
+        src = self.nb_dir / f"{name}.py"
+        if not src.is_file():
+            raise PipelineError(f"notebook {src} is missing (stage {name}).")
+        return src
+
+    def ipynb(self, name: str) -> Path:
+        """Return the generated .ipynb of a stage's source (papermill needs a kernelspec)."""
+        return to_ipynb(self.source(name), self.cache)
+
+    def declared(self, name: str) -> dict:
+        """Parameters declared by a stage's notebook: name -> default source text."""
+        if name not in self._declared:
+            self._declared[name] = declared_parameters(self.source(name))
+        return self._declared[name]
+
+    # --- units -----------------------------------------------------------------------
+    def n_folds(self) -> int:
+        """Return the number of folds (config ``n_folds``, default 3)."""
+        n = self.cfg.get("n_folds", DEFAULT_N_FOLDS)
+        if not isinstance(n, int) or n < 1:
+            raise PipelineError(f"n_folds must be a positive integer, not {n!r}.")
+        return n
+
+    def plates(self) -> list[str]:
+        """Plates of ``data_dir/metadata.csv`` (written by stage 00 or by ``run_all data``)."""
+        import pandas as pd
+
+        meta = self.paths["data"] / "metadata.csv"
+        if not meta.is_file():
+            raise PipelineError(
+                f"{meta} is missing; run stage 00 first (--stages 00) or point "
+                "--data-dir at a screen folder with metadata.csv."
+            )
+        plates = pd.read_csv(meta, usecols=["Metadata_Plate"], dtype=str).Metadata_Plate
+        return sorted(plates.dropna().unique())
+
+    def conditions(self) -> list[str]:
+        """Held-out conditions: the configured list, or every non-control condition."""
+        if self.all_conditions:
+            import pandas as pd
+
+            meta = self.paths["data"] / "metadata.csv"
+            if not meta.is_file():
+                raise PipelineError(f"--all-conditions needs {meta}; run stage 00.")
+            conds = pd.read_csv(meta, usecols=["Metadata_Condition"], dtype=str)
+            self.cfg["conditions"] = sorted(set(conds.Metadata_Condition.dropna()) - {CONTROL})
+            self.all_conditions = False
+        return list(self.cfg["conditions"])
+
+    def unit_specs(self, scope: str) -> list[tuple[str, dict, str]]:
+        """(label, scope parameters, executed-notebook subfolder) of each unit of a scope."""
+        work = self.paths["work"]
+        if scope == "dataset":
+            return [("dataset", {}, "_dataset")]
+        if scope == "plate":
+            return [(p, {"plate": p}, f"_plates/{p}") for p in self.plates()]
+        if scope == "fold":
+            n = self.n_folds()
+            return [(f"fold{k}", {"fold": k, "n_folds": n}, f"_folds/fold{k}") for k in range(n)]
+        if scope == "condition":
+            out = {c: str(artifact(work, "condition_dir", condition=c)) for c in self.conditions()}
+            return [(c, {"condition": c, "out_dir": d}, c) for c, d in out.items()]
+        if scope == "summary":
+            return [("summary", {"conditions": ",".join(self.conditions())}, "_summary")]
+        raise ValueError(f"unknown scope {scope!r}; one of {SCOPES}")
+
+    def parameters(self, name: str, scope_params: dict) -> dict:
+        """Every config key and scope parameter the notebook declares, and nothing else."""
+        declared = self.declared(name)
+        pool = {k: v for k, v in self.cfg.items() if k != "conditions"}
+        pool.update(
+            data_dir=str(self.paths["data"]),
+            work_dir=str(self.paths["work"]),
+            figures_dir=str(self.paths["figures"]),
+        )
+        if "n_folds" in declared:
+            pool["n_folds"] = self.n_folds()
+        if "conditions" in declared:
+            pool["conditions"] = ",".join(self.conditions())
+        pool.update(scope_params)
+        return {k: v for k, v in pool.items() if k in declared}
+
+    def upstream(self, stage: Stage, stages: Sequence[Stage] = STAGES) -> str:
+        """Digest of the done markers (key and run id) of the stages ``stage`` reads from.
+
+        Taken when the stage is about to run, so a unit whose inputs were recomputed since
+        its own run (``--force`` included) no longer counts as complete. A missing marker
+        counts as such (the stage may run on inputs made outside this pipeline); a stage
+        read from that is not in ``stages`` is left out.
+        """
+        by_name = {s.name: s for s in stages}
+        work = self.paths["work"]
+        return upstream_digest(
+            (dep, label, work / sub)
+            for dep in stage.reads
+            if dep in by_name
+            for label, _, sub in self.unit_specs(by_name[dep].scope)
+        )
+
+    def units(self, stage: Stage) -> list[Unit]:
+        """Build the units of one stage, ready for an executor."""
+        need = UNIT_PARAMETER.get(stage.scope)
+        if need and need not in self.declared(stage.name):
+            raise PipelineError(
+                f"{self.source(stage.name)} runs once per {stage.scope} but declares no "
+                f"`{need}` parameter; add `{need} = ...` to its parameters cell."
+            )
+        upstream = self.upstream(stage)
+        return [
+            Unit(
+                stage=stage.name,
+                label=label,
+                notebook=str(self.ipynb(stage.name)),
+                source=str(self.source(stage.name)),
+                parameters=self.parameters(stage.name, scope_params),
+                exec_dir=str(self.paths["work"] / sub),
+                cwd=str(self.nb_dir),
+                upstream=upstream,
+            )
+            for label, scope_params, sub in self.unit_specs(stage.scope)
+        ]
+
+
+def check_config(pipe: Pipeline, stages: Sequence[Stage] = STAGES) -> None:
+    """Fail on configuration keys that no notebook declares (they would be ignored).
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        The configured pipeline.
+    stages : sequence of Stage
+        The stages whose notebooks count.
+
+    Raises
+    ------
+    PipelineError
+        Naming the unknown keys, or unknown scopes of ``stages``.
+    """
+    declared = set().union(*(pipe.declared(s.name) for s in stages))
+    unknown = sorted(k for k in pipe.cfg if k not in declared and k not in RUN_KEYS)
+    if unknown:
+        raise PipelineError(
+            f"configuration keys {unknown} are not parameters of any "
+            "notebook; fix the spelling in the config file."
+        )
+    bad = sorted({s.scope for s in stages} - set(SCOPES))
+    if bad:
+        raise PipelineError(f"unknown scopes {bad}; one of {SCOPES}")
+
+
+def select_stages(spec: str | None, stages: Sequence[Stage] = STAGES) -> list[Stage]:
+    """Stages named by a comma-separated list of numbers or names (all when empty).
+
+    Parameters
+    ----------
+    spec : str or None
+        E.g. ``"00,03"`` or ``"01_preprocess_nuclei"``.
+    stages : sequence of Stage
+        Stages in run order.
+
+    Returns
+    -------
+    list of Stage
+        The named stages, in run order.
+
+    Raises
+    ------
+    PipelineError
+        Naming the entries that match no stage.
+    """
+    if not spec:
+        return list(stages)
+    want = [w.strip() for w in spec.split(",") if w.strip()]
+
+    def hit(name, w):
+        return name == w or name.startswith(w + "_")
+
+    unknown = [w for w in want if not any(hit(s.name, w) for s in stages)]
+    if unknown:
+        raise PipelineError(f"unknown stages {unknown}; see --list")
+    return [s for s in stages if any(hit(s.name, w) for w in want)]
+
+
+def write_condition_manifest(pipe: Pipeline, condition: str) -> None:
+    """Provenance of one held-out condition's results (config, paths, git, input checksums).
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        The pipeline that ran the condition.
+    condition : str
+        The held-out condition.
+    """
+    data = pipe.paths["data"]
+    write_manifest(
+        artifact(pipe.paths["work"], "manifest", condition=condition),
+        {"config": pipe.cfg, "paths": {k: str(v) for k, v in pipe.paths.items()}},
+        [data / "metadata.csv", data / "screen.json", data / "network" / "edges.tsv",
+         data / "network" / "expression.csv"],
+        repo=pipe.repo,
+    )  # fmt: skip
+
+
+def run_pipeline(pipe: Pipeline, stages: Sequence[Stage], executor, force: bool = False):
+    """Run the stages in order, the units of each through ``executor``.
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        The configured pipeline.
+    stages : sequence of Stage
+        The stages to run, in order.
+    executor : i2r_pipeline.executor.Executor
+        Runs the units of a stage.
+    force : bool
+        Rerun units that are complete.
+
+    Returns
+    -------
+    (list of UnitResult, str)
+        All results, and the failure report ("" when nothing failed). A stage with a
+        failed unit ends the run after that stage (the others of the stage finish).
+    """
+    every = []
+    for stage in stages:
+        units = pipe.units(stage)
+        t0 = time.perf_counter()
+        results = executor.run(units, force=force, desc=stage.name)
+        every += results
+        for r in results:
+            if stage.scope == "condition" and r.ok:
+                write_condition_manifest(pipe, r.unit.label)
+        n = {s: sum(r.status == s for r in results) for s in ("ran", "skipped", "failed")}
+        print(
+            f"[run_all] {stage.name}: {len(units)} unit(s) - {n['ran']} ran, {n['skipped']} "
+            f"complete, {n['failed']} failed - {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
+        report = failure_report(results)
+        if report:
+            return every, f"stage {stage.name}: {report}"
+    return every, ""

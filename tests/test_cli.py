@@ -1,0 +1,129 @@
+"""Command line: options, errors, final report, ``test`` steps and sub-command dispatch.
+
+Whole runs of the stub pipeline through ``run_all.py`` are in ``test_run_all.py``.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from i2r_pipeline import cli
+from i2r_pipeline.stages import STAGES
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = ("I2R_EXECUTOR", "I2R_WORKERS", "I2R_SCHEDULER_ADDRESS", "I2R_DASK_CLUSTER")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for var in ENV:
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_list_and_option_errors_name_the_fix(capsys):
+    assert cli.main(["--list"], root=ROOT) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0] == f"{'00_simulate_screen':28s} dataset"
+    assert "01_preprocess_nuclei         plate" in listing and len(listing) == len(STAGES)
+    with pytest.raises(SystemExit, match=r"^run_all.py: --workers/--scheduler-address need"):
+        cli.main(["--workers", "2"], root=ROOT)
+    with pytest.raises(SystemExit, match=r"^run_all.py: unknown stages \['09'\]; see --list"):
+        cli.main(["--stages", "09"], root=ROOT)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--executor", "dask", "--cluster", "k8s"], root=ROOT)
+    assert info.value.code == 2 and "invalid choice: 'k8s'" in capsys.readouterr().err
+
+
+def test_executor_errors_are_clear(monkeypatch, tmp_path):
+    monkeypatch.setenv("I2R_DASK_CLUSTER", "k8s")  # defaults from the environment
+    args = ["--executor", "dask", "--stages", "00", "--data-dir", str(tmp_path)]
+    with pytest.raises(SystemExit, match=r"^run_all.py: unknown Dask cluster 'k8s'"):
+        cli.main(args, root=ROOT)
+
+
+def test_options_environment_defaults_and_pipeline(monkeypatch, tmp_path):
+    args = cli.parse_args([], ROOT)
+    assert args.executor == "local" and args.workers is None and args.cluster == "local"
+    assert args.config == str(ROOT / "config" / "default.yaml")
+    assert args.notebooks_dir == str(ROOT / "notebooks")
+    monkeypatch.setenv("I2R_EXECUTOR", "dask")
+    monkeypatch.setenv("I2R_WORKERS", "3")
+    monkeypatch.setenv("I2R_DASK_CLUSTER", "slurm")
+    args = cli.parse_args(["--workers", "5"], ROOT)
+    assert (args.executor, args.workers, args.cluster) == ("dask", 5, "slurm")
+    args = cli.parse_args(["--size", "tiny", "--seed", "2", "--conditions", "A, B,",
+                           "--no-random-baseline", "--stages", "06,07"], ROOT)  # fmt: skip
+    pipe, stages = cli.make_pipeline(args, ROOT)
+    assert [s.name for s in stages] == ["06_translate_condition", "07_summarize_conditions"]
+    assert pipe.cfg["size"] == "tiny" and pipe.cfg["seed"] == 2
+    assert pipe.cfg["conditions"] == ["A", "B"] and pipe.cfg["random_baseline"] is False
+    assert pipe.paths == {
+        "data": ROOT / "data" / "synthetic" / "tiny_seed2",
+        "work": ROOT / "results" / "tiny_seed2",
+        "figures": ROOT / "figures",
+    }
+    assert pipe.repo == ROOT and pipe.nb_dir == ROOT / "notebooks"
+    args = cli.parse_args(["--all-conditions", "--data-dir", str(tmp_path / "d"),
+                           "--results-dir", str(tmp_path / "r")], ROOT)  # fmt: skip
+    pipe, _ = cli.make_pipeline(args, ROOT)
+    assert pipe.all_conditions and pipe.paths["work"] == tmp_path / "r"
+    assert not list((ROOT / "results").glob("tiny_seed2"))  # nothing written by building
+
+
+def test_report_prints_ranks_top10_and_summary(tmp_path, capsys):
+    (tmp_path / "A").mkdir()
+    result = {"true_rank": 2, "n_candidates": 30, "top10": ["X", "A"],
+              "permutation_mean_rank": 15.25}  # fmt: skip
+    (tmp_path / "A" / "result.json").write_text(json.dumps(result))
+    (tmp_path / "B").mkdir()
+    (tmp_path / "B" / "result.json").write_text(json.dumps({**result, "true_rank": 1} | {
+        "permutation_mean_rank": None}))  # fmt: skip
+    cli.report(tmp_path, ["A", "B", "missing"])
+    out = capsys.readouterr().out
+    assert "A: true gene rank 2 of 30; permutation baseline mean rank 15.2" in out
+    assert "B: true gene rank 1 of 30\n" in out and "  top 10: X, A" in out
+    assert "missing" not in out and "summary" not in out
+    (tmp_path / "summary_metrics.csv").write_text("metric,value\nn,2\n")
+    cli.report(tmp_path, [])
+    assert capsys.readouterr().out == (
+        f"\nsummary ({tmp_path / 'summary_metrics.csv'}):\nmetric,value\nn,2\n\n"
+    )
+
+
+def test_test_command_lints_then_runs_pytest(monkeypatch, capsys):
+    calls = []
+
+    def fake_run(cmd, cwd):
+        calls.append((cmd[2:], cwd))
+        return subprocess.CompletedProcess(cmd, 1 if cmd[2] == "pytest" else 0)
+
+    monkeypatch.setattr(cli.subprocess, "run", fake_run)
+    assert cli.main(["test", "-k", "translation"], root=ROOT) == 1
+    assert calls == [
+        (["ruff", "check", "src", "tests", "benchmarks", "notebooks", "run_all.py"], ROOT),
+        (["ruff", "format", "--check", "src", "tests", "benchmarks", "run_all.py"], ROOT),
+        (["pytest", "-k", "translation"], ROOT),
+    ]
+    calls.clear()
+    monkeypatch.setattr(cli.subprocess, "run", lambda cmd, cwd: calls.append(cmd) or
+                        subprocess.CompletedProcess(cmd, 2))  # fmt: skip
+    assert cli.run_tests([], ROOT) == 2 and len(calls) == 1  # stops at the first failure
+    assert calls[0][0] == sys.executable
+    assert "[test] ruff check src" in capsys.readouterr().out
+
+
+def test_subcommands_dispatch_lazily(monkeypatch, tmp_path):
+    assert cli.COMMANDS["predict"][0] == "i2r_pipeline.predict"
+    assert cli.COMMANDS["data"][0] == "i2r_pipeline.fetch"
+    (tmp_path / "fake_cmd.py").write_text("def main(argv):\n    return len(argv)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli.COMMANDS, "predict", ("fake_cmd", "test"))
+    assert cli.run_command("predict", ["a", "b"]) == 2
+    assert cli.main(["predict", "x"], root=ROOT) == 1
+    monkeypatch.setitem(cli.COMMANDS, "data", ("i2r_utils.no_such_module", "fetch"))
+    with pytest.raises(SystemExit, match=r"needs i2r_utils.no_such_module.main\(argv\)"):
+        cli.run_command("data", [])
+    assert cli.COMMANDS["predict"] == ("fake_cmd", "test")

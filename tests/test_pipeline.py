@@ -1,0 +1,173 @@
+"""Pipeline: units per scope, parameters, upstream digests, configuration and stage checks.
+
+The notebooks are the stubs of ``tests/stubs``; nothing is executed here (see
+``test_run_all.py`` for whole runs).
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from i2r_pipeline import PipelineError
+from i2r_pipeline.executor import marker_path
+from i2r_pipeline.pipeline import (
+    DEFAULT_N_FOLDS,
+    RUN_KEYS,
+    Pipeline,
+    check_config,
+    load_config,
+    select_stages,
+    write_condition_manifest,
+)
+from i2r_pipeline.stages import STAGES, Stage, stage_named
+from i2r_utils.columns import CONTROL
+
+ROOT = Path(__file__).resolve().parents[1]
+STUBS = ROOT / "tests" / "stubs"
+CONFIG = {"size": "tiny", "seed": 0, "conditions": ["A", "B"], "n_folds": 2,
+          "pixel_scale": 1.0, "alpha": 1.0}  # fmt: skip
+
+
+def make_pipe(tmp, cfg=None, nb_dir=STUBS, all_conditions=False, metadata=True):
+    paths = {"data": tmp / "data", "work": tmp / "res", "figures": tmp / "fig"}
+    if metadata:
+        paths["data"].mkdir(parents=True, exist_ok=True)
+        rows = [f"{p},W{i},{c}" for p in ("P2", "P1") for i, c in enumerate([CONTROL, "A", "C"])]
+        text = "Metadata_Plate,Metadata_Well,Metadata_Condition\n" + "\n".join(rows) + "\n"
+        (paths["data"] / "metadata.csv").write_text(text)
+    return Pipeline(dict(CONFIG if cfg is None else cfg), paths, nb_dir, all_conditions, repo=ROOT)
+
+
+def mark(pipe, stage, sub, run):
+    """A done marker of one unit, as the executor writes it."""
+    path = marker_path(pipe.paths["work"] / sub, stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": "k", "run": run}))
+
+
+def test_units_per_scope_carry_exactly_the_declared_parameters(tmp_path):
+    pipe = make_pipe(tmp_path)
+    res, d = tmp_path / "res", str(tmp_path / "data")
+    w = str(res)
+    labels = {s.name: [u.label for u in pipe.units(s)] for s in STAGES}
+    assert labels["01_preprocess_nuclei"] == ["P1", "P2"]
+    assert labels["04_train_encoder"] == ["fold0", "fold1"]
+    assert labels["06_translate_condition"] == ["A", "B"]
+    assert labels["07_summarize_conditions"] == ["summary"]
+    assert labels["00_simulate_screen"] == ["dataset"]
+    units = {(u.stage, u.label): u for s in STAGES for u in pipe.units(s)}
+    expect = {
+        ("00_simulate_screen", "dataset"): {"data_dir": d, "size": "tiny", "seed": 0},
+        ("01_preprocess_nuclei", "P2"): {
+            "data_dir": d, "work_dir": w, "plate": "P2", "pixel_scale": 1.0},
+        ("02_screen_conditions", "dataset"): {"work_dir": w, "n_folds": 2},
+        ("04_train_encoder", "fold1"): {"work_dir": w, "fold": 1, "n_folds": 2, "seed": 0},
+        ("05_build_profiles", "dataset"): {"work_dir": w, "n_folds": 2},
+        ("06_translate_condition", "B"): {
+            "condition": "B", "work_dir": w, "out_dir": str(res / "B"), "alpha": 1.0, "seed": 0},
+        ("07_summarize_conditions", "summary"): {
+            "work_dir": w, "figures_dir": str(tmp_path / "fig"), "conditions": "A,B"},
+    }  # fmt: skip
+    for key, params in expect.items():
+        assert units[key].parameters == params, key
+    exec_dirs = {k: Path(u.exec_dir).relative_to(res).as_posix() for k, u in units.items()}
+    assert exec_dirs[("01_preprocess_nuclei", "P1")] == "_plates/P1"
+    assert exec_dirs[("04_train_encoder", "fold0")] == "_folds/fold0"
+    assert exec_dirs[("06_translate_condition", "A")] == "A"
+    assert exec_dirs[("07_summarize_conditions", "summary")] == "_summary"
+    unit = units[("06_translate_condition", "A")]
+    assert unit.source == str(STUBS / "06_translate_condition.py") and unit.cwd == str(STUBS)
+    assert Path(unit.notebook).parent == res / ".notebooks"
+    assert unit.output == res / "A" / "06_translate_condition.ipynb"
+    assert not list(STUBS.glob("*.ipynb"))
+
+
+def test_conditions_folds_and_plates_fail_clearly(tmp_path):
+    pipe = make_pipe(tmp_path, all_conditions=True)
+    assert pipe.conditions() == ["A", "C"] and pipe.cfg["conditions"] == ["A", "C"]
+    assert make_pipe(tmp_path, {"n_folds": DEFAULT_N_FOLDS}).n_folds() == 3
+    assert make_pipe(tmp_path, {}).n_folds() == DEFAULT_N_FOLDS
+    with pytest.raises(PipelineError, match="n_folds must be a positive integer, not 0"):
+        make_pipe(tmp_path, {**CONFIG, "n_folds": 0}).n_folds()
+    empty = make_pipe(tmp_path / "empty", metadata=False)
+    with pytest.raises(PipelineError, match=r"metadata.csv is missing; run stage 00 first"):
+        empty.plates()
+    with pytest.raises(PipelineError, match="--all-conditions needs"):
+        make_pipe(tmp_path / "empty", metadata=False, all_conditions=True).conditions()
+    with pytest.raises(PipelineError, match=r"notebook .*09_nothing.py is missing"):
+        pipe.source("09_nothing")
+    with pytest.raises(ValueError, match="unknown scope 'well'"):
+        pipe.unit_specs("well")
+
+
+def test_upstream_digest_follows_the_stages_read_from(tmp_path):
+    pipe = make_pipe(tmp_path)
+    enc, prof = stage_named("04_train_encoder"), stage_named("05_build_profiles")
+    assert pipe.upstream(stage_named("00_simulate_screen")) == ""
+    before = {s.name: pipe.upstream(s) for s in STAGES if s.reads}
+    assert all(len(v) == 64 for v in before.values())  # missing markers count as such
+    # stage 04 now reads the fold assignment of stage 02: a new 02 run changes its digest
+    mark(pipe, "02_screen_conditions", "_dataset", "r1")
+    after = {s.name: pipe.upstream(s) for s in STAGES if s.reads}
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {"04_train_encoder", "05_build_profiles", "06_translate_condition"}
+    # a plate's marker changes the stages that read plates, not the others
+    mark(pipe, "01_preprocess_nuclei", "_plates/P2", "r2")
+    again = {s.name: pipe.upstream(s) for s in STAGES if s.reads}
+    assert {k for k in after if after[k] != again[k]} == {
+        "02_screen_conditions", "04_train_encoder", "05_build_profiles"}  # fmt: skip
+    # the digest is the same as long as the markers are; stages outside `stages` are left out
+    assert pipe.upstream(enc) == again["04_train_encoder"]
+    only_plates = [stage_named("01_preprocess_nuclei")]
+    mark(pipe, "02_screen_conditions", "_dataset", "r3")
+    assert pipe.upstream(enc, only_plates) == pipe.upstream(prof, only_plates)
+    assert pipe.upstream(enc) != again["04_train_encoder"]
+    # every unit of a stage gets the digest of its stage
+    assert {u.upstream for u in pipe.units(enc)} == {pipe.upstream(enc)}
+
+
+def test_units_need_the_unit_parameter(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    src = (STUBS / "01_preprocess_nuclei.py").read_text()
+    (nbs / "01_preprocess_nuclei.py").write_text(
+        src.replace('plate = ""  # plate to process\n', "")
+    )
+    pipe = make_pipe(tmp_path, nb_dir=nbs)
+    with pytest.raises(PipelineError, match="declares no `plate` parameter; add `plate = ...`"):
+        pipe.units(stage_named("01_preprocess_nuclei"))
+
+
+def test_check_config_accepts_declared_and_run_keys_only(tmp_path):
+    assert set(RUN_KEYS) == {"size", "conditions", "n_folds"}
+    check_config(make_pipe(tmp_path))  # n_folds is a run key and a parameter of 02, 04, 05
+    with pytest.raises(PipelineError, match=r"configuration keys \['epohcs'\] are not"):
+        check_config(make_pipe(tmp_path, {**CONFIG, "epohcs": 3}))
+    odd = [Stage("03_embed_genes", "well")]
+    with pytest.raises(PipelineError, match=r"unknown scopes \['well'\]"):
+        check_config(make_pipe(tmp_path, {"seed": 0}), odd)
+    cfg = load_config(ROOT / "config" / "default.yaml")
+    assert cfg["n_folds"] == 3 and cfg["conditions"]
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(empty) == {}
+
+
+def test_select_stages_by_number_or_name():
+    assert select_stages(None) == list(STAGES) == select_stages("")
+    assert [s.name for s in select_stages("03, 00")] == ["00_simulate_screen", "03_embed_genes"]
+    assert select_stages("06_translate_condition") == [stage_named("06_translate_condition")]
+    with pytest.raises(PipelineError, match=r"unknown stages \['09'\]; see --list"):
+        select_stages("01,09")
+
+
+def test_condition_manifest(tmp_path):
+    pipe = make_pipe(tmp_path)
+    write_condition_manifest(pipe, "A")
+    manifest = json.loads((tmp_path / "res" / "A" / "manifest.json").read_text())
+    assert manifest["git"]["commit"] and manifest["parameters"]["config"] == CONFIG
+    assert manifest["parameters"]["paths"]["work"] == str(tmp_path / "res")
+    inputs = manifest["inputs_sha256"]
+    assert inputs[str(tmp_path / "data" / "metadata.csv")]
+    assert inputs[str(tmp_path / "data" / "screen.json")] is None
