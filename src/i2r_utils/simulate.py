@@ -13,8 +13,9 @@ A biologist's stand-in for the Rohban et al. ORF screen, deterministic from a se
 * rendered 16-bit fields of view with touching nuclei, a blur, shot and read noise,
   vignetting and per-plate gain/offset batch effects, plus instance label masks;
 * organised as ``images/<plate>/<well>_s<site>.tif`` and ``masks/<plate>/...`` (same file
-  name) with ``metadata.csv`` (``Metadata_`` columns); ``EMPTY`` control wells on every
-  plate; the network in ``network/`` and the truth in ``truth/``.
+  name) with ``metadata.csv`` (``Metadata_`` columns); control wells
+  (:data:`i2r_utils.columns.CONTROL`) on every plate; the network in ``network/`` and
+  the truth in ``truth/``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import tifffile
 from scipy import ndimage
 from tqdm.auto import tqdm
 
+from .columns import CONTROL
 from .io import write_json, write_table
 
 __all__ = [
@@ -41,7 +43,6 @@ __all__ = [
     "IMPACTFUL_GENES",
     "NULL_GENES",
     "PHENOTYPES",
-    "CONTROL",
     "screen_params",
     "simulate_network",
     "simulate_phenotype_shifts",
@@ -49,7 +50,6 @@ __all__ = [
     "simulate_screen",
 ]
 
-CONTROL = "EMPTY"
 # Image2Reg's 41 impactful genes, default held-out conditions first.
 IMPACTFUL_GENES = [
     "BRAF", "JUN", "RAF1", "SMAD4", "SREBF1", "AKT1S1", "ATF4", "BAX", "BCL2L11", "CASP8",
@@ -81,7 +81,7 @@ class ScreenParams:
         Over-expressed genes without a phenotype (from ``NULL_GENES``).
     n_plates, wells_per_condition, control_wells, sites_per_well : int
         Layout: every condition has ``wells_per_condition`` wells on every plate and every
-        plate has ``control_wells`` ``EMPTY`` wells; ``sites_per_well`` images per well.
+        plate has ``control_wells`` control wells; ``sites_per_well`` images per well.
     image_size : int
         Side of the square field of view in pixels.
     nuclei_per_image : float
