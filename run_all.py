@@ -507,7 +507,7 @@ def run_tests(argv: list[str]) -> int:
 
 # Subcommands implemented in the package: name -> (module, what it does).
 COMMANDS = {
-    "predict": ("i2r_utils.newtarget", "rank candidate genes for a new target"),
+    "predict": ("i2r_pipeline.predict", "rank candidate genes for a new target"),
     "data": ("i2r_utils.fetch", "fetch public data"),
 }
 

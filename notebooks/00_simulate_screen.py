@@ -21,8 +21,10 @@ from i2r_utils.simulate import simulate_screen
 simulate_screen(data_dir, size=size, seed=seed)
 meta = load_metadata(data_dir)
 truth = pd.read_csv(f"{data_dir}/truth/conditions.csv")
-print(f"{len(meta)} images, {meta.Metadata_Plate.nunique()} plates, "
-      f"{meta.Metadata_Condition.nunique()} conditions (incl. the control {CONTROL})")
+print(
+    f"{len(meta)} images, {meta.Metadata_Plate.nunique()} plates, "
+    f"{meta.Metadata_Condition.nunique()} conditions (incl. the control {CONTROL})"
+)
 truth.head()
 
 # %% [markdown]

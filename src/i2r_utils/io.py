@@ -1,9 +1,10 @@
 """Reading and validating inputs, image normalisation; atomic writes and checksums.
 
 Every reader here turns bad input into an :class:`InputError` that names the file, says
-what is wrong and how to fix it. :func:`normalize_percentile` is the one percentile
-normalisation of an image (crops and segmentation). Every writer writes to a temporary file in the target
+what is wrong and how to fix it. Every writer writes to a temporary file in the target
 folder and renames it into place, so an interrupted run never leaves half-written output.
+:func:`normalize_percentile` is the one percentile normalisation of an image (crops,
+segmentation).
 """
 
 from __future__ import annotations
