@@ -456,10 +456,13 @@ def _write_screen(root: Path, p: ScreenParams, seed: int, progress: bool) -> Non
     )
     write_table(truth, root / "truth" / "conditions.csv")
     write_table(genes, root / "truth" / "genes.csv")
-    # plate layout: conditions in shuffled wells, per plate
+    _write_fields(root, p, seed, impactful + null, cond_shift, progress)
+
+
+def _write_fields(root: Path, p: ScreenParams, seed: int, conditions, cond_shift, progress):
+    """Lay the conditions out in shuffled wells, render every field; write ``metadata.csv``."""
     rows = []
     layout_rng = np.random.default_rng([seed, 3])
-    conditions = impactful + null
     for plate_i in range(p.n_plates):
         plate = f"P{plate_i + 1:02d}"
         content = [CONTROL] * p.control_wells + [
