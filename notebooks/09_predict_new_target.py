@@ -90,6 +90,8 @@ settings
 # translation (`exclude_condition`).
 
 # %%
+if on_error not in ("stop", "skip"):
+    raise InputError(f"--on-error must be 'stop' or 'skip', got {on_error!r}")
 masks_dir = masks_dir or None
 pairs = pair_images_masks(images_dir, masks_dir, strict=False)
 model, encoder_info = load_encoder(artifact(results_dir, "encoder_dir", fold=fold))
