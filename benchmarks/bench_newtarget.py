@@ -7,9 +7,10 @@ Run (after a completed main job; the default data set needs the default main job
 For each impactful condition of the results folder (``screen/impactful.csv``) whose gene is a
 candidate, the condition's raw images and masks are linked into a fresh temporary folder pair
 (flat, named ``<plate>_<well>_s<site>.tif``), and the new-target command
-``python3 run_all.py predict`` (:func:`i2r_utils.newtarget.main`) runs on them with
-``--fold`` = the condition's fold (``profiles/fold_assignment.csv``, so the encoder never saw
-it) and ``--exclude-condition`` = the condition (so the translation is not trained on it).
+``python3 run_all.py predict`` (:func:`i2r_pipeline.predict.main`, which runs
+``notebooks/09_predict_new_target.py``) runs on them with ``--fold`` = the condition's fold
+(``screen/fold_assignment.csv``, so the encoder never saw it) and ``--exclude-condition`` =
+the condition (so the translation is not trained on it).
 It reports per condition the rank of the condition's gene, and prints how many conditions get
 their gene in the top 10 and the mean rank, beside the main job's own held-out rank of the
 condition (``<condition>/result.json``) where it exists. The table goes to
@@ -30,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from i2r_utils import newtarget
+from i2r_pipeline import predict
+from i2r_utils.artifacts import artifact
 from i2r_utils.io import InputError, read_table, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +54,7 @@ def link_condition(meta: pd.DataFrame, condition: str, dest: Path, masks: bool) 
 
 def pipeline_rank(results_dir: Path, condition: str):
     """The main job's held-out rank of a condition, or None."""
-    path = results_dir / condition / "result.json"
+    path = artifact(results_dir, "result", condition=condition)
     if not path.is_file():
         return None
     return json.loads(path.read_text()).get("true_rank")
@@ -63,10 +65,10 @@ def run(results_dir: Path, data_dir: Path, conditions=None, masks=True, out=None
     from i2r_utils.io import load_metadata
 
     meta = load_metadata(data_dir)
-    folds = read_table(results_dir / "profiles" / "fold_assignment.csv")
+    folds = read_table(artifact(results_dir, "folds"))
     fold_of = dict(zip(folds["Metadata_Condition"], folds["Metadata_Fold"], strict=True))
-    impactful = read_table(results_dir / "screen" / "impactful.csv")["Metadata_Condition"]
-    genes = read_table(results_dir / "genes" / "gene_embeddings.parquet")["gene"]
+    impactful = read_table(artifact(results_dir, "impactful"))["Metadata_Condition"]
+    genes = read_table(artifact(results_dir, "gene_embeddings"))["gene"]
     candidates = set(genes.astype(str).str.upper())
     todo = [c for c in impactful if c.upper() in candidates]
     if conditions:
@@ -88,13 +90,13 @@ def run(results_dir: Path, data_dir: Path, conditions=None, masks=True, out=None
                 argv.append("--quiet")
             t0 = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-                rc = newtarget.main(argv)
+                rc = predict.main(argv)
             seconds = time.perf_counter() - t0
             if rc != 0:
                 rows.append({"condition": condition, "rank": np.nan, "error": f"exit {rc}"})
                 continue
-            ranking = pd.read_csv(folder / "out" / "ranking.csv")
-            info = json.loads((folder / "out" / "prediction.json").read_text())
+            ranking = pd.read_csv(artifact(folder / "out", "prediction_ranking"))
+            info = json.loads(artifact(folder / "out", "prediction_info").read_text())
             hit = ranking.loc[ranking["gene"].str.upper() == condition.upper(), "rank"]
             rows.append(
                 {

@@ -6,10 +6,11 @@ Reads every image and mask of a screen into memory first (reading is not timed),
 on the same images in one run, per image: per-image normalisation, filtering with the
 Image2Reg defaults and 64x64 masked crops of the kept nuclei, with
 
-* ``fast``: :func:`i2r_utils.nuclei.filter_nuclei` (one bincount pass over the foreground for
-  area, bbox, centroid and moments; convex hulls only where the solidity bound is not enough);
-* ``naive``: :func:`i2r_utils.nuclei.filter_nuclei_regionprops` (every property, solidity
-  included, for every object from ``skimage.measure.regionprops``).
+* ``fast``: :func:`i2r_utils.nucleus_filter.filter_nuclei` (one bincount pass over the
+  foreground for area, bbox, centroid and moments; convex hulls only where the solidity bound
+  is not enough);
+* ``naive``: ``filter_nuclei_regionprops`` of ``tests/reference_nuclei.py`` (every property,
+  solidity included, for every object from ``skimage.measure.regionprops``).
 
 Prints nuclei per second (objects in the masks, i.e. nuclei considered by the filters; the
 kept nuclei per second too), the ratio fast / naive, and checks that both keep the same
@@ -24,21 +25,26 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import importlib.util  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from i2r_utils.io import load_metadata, read_image, read_mask  # noqa: E402
-from i2r_utils.nuclei import (  # noqa: E402
-    NucleusFilter,
-    crop_nuclei,
-    filter_nuclei,
-    filter_nuclei_regionprops,
-    normalize_image,
-)
+from i2r_utils.io import load_metadata, normalize_percentile, read_image, read_mask  # noqa: E402
+from i2r_utils.nuclei import crop_nuclei  # noqa: E402
+from i2r_utils.nucleus_filter import NucleusFilter, filter_nuclei  # noqa: E402
 from i2r_utils.simulate import simulate_screen  # noqa: E402
+
+
+def _reference():
+    """The naive reference filters of the tests (``tests/reference_nuclei.py``)."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "reference_nuclei.py"
+    spec = importlib.util.spec_from_file_location("reference_nuclei", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.filter_nuclei_regionprops
 
 
 def run(fn, images, masks, filt):
@@ -47,7 +53,9 @@ def run(fn, images, masks, filt):
     crops, counts = [], []
     for image, labels in zip(images, masks, strict=True):
         kept, c = fn(labels, filt)
-        crops.append(crop_nuclei(normalize_image(image), labels, kept["centroid"], kept["label"]))
+        crops.append(
+            crop_nuclei(normalize_percentile(image), labels, kept["centroid"], kept["label"])
+        )
         n_obj += c["n_objects"]
         n_kept += c["n_kept"]
         counts.append(c)
@@ -72,7 +80,7 @@ def main() -> None:
         f"{platform.python_version()}; {args.data}: {len(images)} images {images[0].shape}"
     )
     best, out = {}, {}
-    for name, fn in (("fast", filter_nuclei), ("naive", filter_nuclei_regionprops)):
+    for name, fn in (("fast", filter_nuclei), ("naive", _reference())):
         run(fn, images[:2], masks[:2], filt)  # warm-up
         times = []
         for _ in range(args.repeats):

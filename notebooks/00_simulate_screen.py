@@ -13,6 +13,7 @@ seed = 0  # random seed of the simulator
 # %%
 import pandas as pd
 
+from i2r_utils.columns import CONTROL
 from i2r_utils.io import load_metadata, read_image
 from i2r_utils.plotting import plot_fields
 from i2r_utils.simulate import simulate_screen
@@ -20,11 +21,14 @@ from i2r_utils.simulate import simulate_screen
 simulate_screen(data_dir, size=size, seed=seed)
 meta = load_metadata(data_dir)
 truth = pd.read_csv(f"{data_dir}/truth/conditions.csv")
-print(f"{len(meta)} images, {meta.Metadata_Plate.nunique()} plates, "
-      f"{meta.Metadata_Condition.nunique()} conditions (incl. EMPTY)")
+print(
+    f"{len(meta)} images, {meta.Metadata_Plate.nunique()} plates, "
+    f"{meta.Metadata_Condition.nunique()} conditions (incl. the control {CONTROL})"
+)
 truth.head()
 
 # %% [markdown]
+# ## A look at the fields
 # One field per condition for a control and the first conditions.
 
 # %%

@@ -1,11 +1,12 @@
 # %% [markdown]
 # # 01 Preprocess nuclei (plate scope)
-# For each plate (parameter `plate`; `""` = every plate, one after the other): validates
-# images and masks (images without a mask are segmented with the classical method), filters
-# nuclei with the Image2Reg defaults (one `NucleusFilter`; counts of what each filter removed
-# per image), cuts 64x64 crops normalised per image (nucleus mask applied) and extracts the
-# hand-crafted chromatin features. A plate whose files exist is skipped; different plates can
-# run in parallel (nothing shared is written).
+# For each plate (parameter `plate`; `""` = every plate, one after the other), every image
+# goes through the one per-image step, `i2r_utils.nuclei.preprocess_image` (new-target mode,
+# notebook 09, uses the same one): read and validate the image and its mask (an image
+# without a mask is segmented with the classical method), filter the nuclei with the
+# Image2Reg defaults, cut 64x64 crops normalised per image (nucleus mask applied) and
+# extract the hand-crafted chromatin features. Different plates can run in parallel
+# (nothing shared is written).
 # Produces, per plate, under `work_dir/nuclei/`: `plates/<plate>.parquet` (Metadata_ per
 # nucleus, bbox, crop index), `crops/<plate>.npz`, `features/<plate>.parquet`
 # (Metadata_ + Nuclei_<Family>_<Name>), `filter_counts/<plate>.csv`.
@@ -27,21 +28,38 @@ drop_border = True  # drop nuclei touching the image border
 segment_method = "classical"  # segmentation for images without a mask
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
-from i2r_utils.nuclei import NucleusFilter, load_screen_metadata, preprocess_plate, select_plates
+from i2r_utils.artifacts import artifact
+from i2r_utils.io import load_metadata
+from i2r_utils.nuclei import preprocess_plate, select_plates
+from i2r_utils.nucleus_filter import NucleusFilter
 
+# %% [markdown]
+# ## The screen and the nucleus filters
+# The metadata table lists every image with its plate, well, site and condition; an empty
+# `Metadata_MaskPath` means "segment this image". The filters are applied in order (border,
+# area, bounding-box area, eccentricity, aspect ratio, solidity), each counting what it
+# removed; the area limits scale with the square of `pixel_scale`.
+
+# %%
 filt = NucleusFilter(
     min_area=min_area, max_area=max_area, max_bbox_area=max_bbox_area,
     max_eccentricity=max_eccentricity, min_solidity=min_solidity,
     min_aspect_ratio=min_aspect_ratio, drop_border=drop_border, pixel_scale=pixel_scale,
 )  # fmt: skip
-out = Path(work_dir) / "nuclei"
-meta = load_screen_metadata(data_dir)
+meta = load_metadata(data_dir, require_masks=False)
 plates = select_plates(meta, plate)
 print(f"{len(meta)} images, plates to process: {plates}; {filt}")
+
+# %% [markdown]
+# ## Preprocess each plate
+# Every image of the plate through `preprocess_image`; the plate's four files are written
+# atomically, the plate table last. Too few nuclei on a plate stops here with the filter
+# that removed the most and the parameter to change (the filter counts are written first).
+
+# %%
+out = artifact(work_dir, "nuclei_dir")
 runs = [
     preprocess_plate(meta, p, out, filt, size=crop_size, apply_mask=apply_mask,
                      segment_method=segment_method)
@@ -50,8 +68,9 @@ runs = [
 pd.DataFrame(runs).drop(columns="paths")
 
 # %% [markdown]
-# What each filter removed, summed over the images of each processed plate.
+# ## What each filter removed
+# Summed over the images of each processed plate.
 
 # %%
-counts = pd.concat(pd.read_csv(r["paths"]["filter_counts"]) for r in runs)
+counts = pd.concat(pd.read_csv(artifact(work_dir, "plate_filter_counts", plate=p)) for p in plates)
 counts.groupby("Metadata_Plate")[counts.filter(regex="n_objects|removed_|n_kept").columns].sum()

@@ -56,9 +56,9 @@ def test_main_cpg(moto_url, tmp_path, capsys):
     assert "include the EMPTY control wells" in capsys.readouterr().out
     index = pd.read_csv(dest / "images.csv")
     assert index["Metadata_Condition"].tolist() == ["ATF4", "ATF4", "TSC2", "TSC2"]
-    from i2r_utils.nuclei import load_screen_metadata
+    from i2r_utils.io import load_metadata
 
-    meta = load_screen_metadata(dest)  # the pipeline's reader: images to segment
+    meta = load_metadata(dest, require_masks=False)  # the pipeline's reader: images to segment
     assert (meta["Metadata_MaskPath"] == "").all()
     assert [Path(p).read_bytes() for p in meta["Metadata_ImagePath"]] == [
         Path(p).read_bytes() for p in index["Metadata_ImagePath"]

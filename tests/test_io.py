@@ -10,6 +10,7 @@ from i2r_utils.io import (
     InputError,
     atomic_path,
     load_metadata,
+    normalize_percentile,
     read_image,
     read_mask,
     read_table,
@@ -160,3 +161,74 @@ def test_pair_images_masks(tmp_path):
     assert table["Metadata_ImageName"].tolist() == ["a", "b", "c"]
     assert [Path(p).name if p else "" for p in table["Metadata_MaskPath"]] == ["a.tif", "b.png", ""]
     assert (pair_images_masks(images)["Metadata_MaskPath"] == "").all()
+
+
+def _small_screen(tiny_screen, dest, n=6, masks=True, **edit):
+    """A metadata table of the first ``n`` images of the tiny screen, edited, in ``dest``."""
+    meta = pd.read_csv(tiny_screen / "metadata.csv").head(n)
+    for col in ("Metadata_ImagePath", "Metadata_MaskPath"):
+        meta[col] = [str(tiny_screen / p) for p in meta[col]]
+    if not masks:
+        meta = meta.drop(columns="Metadata_MaskPath")
+    for col, values in edit.items():
+        meta[col] = values
+    dest.mkdir(parents=True, exist_ok=True)
+    meta.to_csv(dest / "metadata.csv", index=False)
+    return dest
+
+
+def test_load_metadata_with_optional_masks(tiny_screen, tmp_path):
+    full = load_metadata(tiny_screen)
+    pd.testing.assert_frame_equal(load_metadata(tiny_screen, require_masks=False), full)
+    without = _small_screen(tiny_screen, tmp_path / "b", masks=False)
+    meta = load_metadata(without, require_masks=False)
+    assert (meta["Metadata_MaskPath"] == "").all() and len(meta) == 6
+    with pytest.raises(InputError, match=r"missing columns \['Metadata_MaskPath'\]"):
+        load_metadata(without)
+    mixed = _small_screen(tiny_screen, tmp_path / "c", n=2)
+    table = pd.read_csv(mixed / "metadata.csv")
+    table.loc[1, "Metadata_MaskPath"] = np.nan  # an empty entry: segment that image only
+    table.to_csv(mixed / "metadata.csv", index=False)
+    meta = load_metadata(mixed, require_masks=False)
+    assert meta["Metadata_MaskPath"].tolist()[1] == "" and meta["Metadata_MaskPath"][0]
+
+
+def test_no_matching_mask_file(tiny_screen, tmp_path):
+    paths = [str(tmp_path / f"masks/P01/other_{i}.tif") for i in range(6)]
+    data = _small_screen(tiny_screen, tmp_path, Metadata_MaskPath=paths)
+    for require in (True, False):
+        with pytest.raises(InputError, match="no mask with the same file name") as err:
+            load_metadata(data, require_masks=require)
+        assert "other_0.tif" in str(err.value)
+    partial = pd.read_csv(data / "metadata.csv")
+    partial.loc[0, "Metadata_MaskPath"] = ""
+    partial.to_csv(data / "metadata.csv", index=False)
+    with pytest.raises(InputError, match="leave Metadata_MaskPath empty"):
+        load_metadata(data, require_masks=False)
+
+
+def test_blank_images_only_where_asked(tmp_path):
+    tifffile.imwrite(tmp_path / "blank.tif", np.full((8, 8), 7, np.uint16))
+    assert read_image(tmp_path / "blank.tif").max() == 7
+    with pytest.raises(InputError, match=r"blank\.tif: image is blank \(every pixel is 7\)"):
+        read_image(tmp_path / "blank.tif", allow_blank=False)
+
+
+@pytest.mark.parametrize("kind", ["uint16", "float", "constant", "tiny"])
+def test_normalize_percentile_matches_numpy_percentiles(kind):
+    rng = np.random.default_rng(1)
+    image = {
+        "uint16": rng.integers(90, 4000, (64, 80)).astype(np.uint16),
+        "float": rng.normal(0.5, 0.2, (64, 80)),
+        "constant": np.full((10, 10), 7, np.uint16),
+        "tiny": np.array([[3, 9]], np.uint16),
+    }[kind].astype(np.float32)
+    lo, hi = np.percentile(image, [1, 99.9])
+    expected = np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1)
+    np.testing.assert_allclose(normalize_percentile(image), expected, atol=1e-6)
+    # unclipped, other percentiles (the segmentation's normalisation)
+    lo, hi = np.percentile(image, [1, 99.8])
+    expected = (image - lo) / max(hi - lo, 1e-6)
+    out = normalize_percentile(image, 1, 99.8, clip=False)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, atol=1e-5)

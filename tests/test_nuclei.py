@@ -2,107 +2,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from skimage.measure import regionprops
+from reference_nuclei import disks
 
-from i2r_utils.io import InputError, load_metadata, read_mask
+from i2r_utils.io import InputError, load_metadata
 from i2r_utils.nuclei import (
-    FILTERS,
-    NucleusFilter,
     crop_nuclei,
-    filter_nuclei,
-    filter_nuclei_regionprops,
     load_crops,
-    load_screen_metadata,
-    measure_objects,
     merge_plates,
-    normalize_image,
     plate_outputs,
+    preprocess_image,
     preprocess_plate,
-    preprocess_screen,
     select_plates,
 )
-
-
-def disks():
-    lab = np.zeros((200, 200), np.int32)
-    yy, xx = np.mgrid[:200, :200]
-    for i, (cy, cx, r) in enumerate([(50, 50, 15), (120, 60, 8), (100, 150, 20), (5, 100, 15)], 1):
-        lab[(yy - cy) ** 2 + (xx - cx) ** 2 <= r**2] = i
-    return lab
-
-
-def odd_shapes(seed=0):
-    """Convex and non-convex objects (L, U, rings, thin bars) on a 300x300 canvas."""
-    rng = np.random.default_rng(seed)
-    lab = np.zeros((300, 300), np.int32)
-    k = 0
-    for r in range(0, 300, 50):
-        for c in range(0, 300, 50):
-            k += 1
-            h, w = rng.integers(8, 45, 2)
-            block = np.ones((h, w), bool)
-            kind = k % 4
-            if kind == 1:  # L shape
-                block[: h // 2, w // 3 :] = False
-            elif kind == 2:  # U shape
-                block[: 2 * h // 3, w // 3 : 2 * w // 3] = False
-            elif kind == 3:  # ring-like frame
-                block[2:-2, 2:-2] = h < 12 or w < 12
-            lab[r + 2 : r + 2 + h, c + 2 : c + 2 + w][block] = k
-    return lab
-
-
-def test_filters_count_what_they_remove():
-    kept, counts = filter_nuclei(disks())
-    assert kept["label"].tolist() == [1, 3]
-    assert counts["removed_border"] == 1 and counts["removed_area"] == 1 and counts["n_kept"] == 2
-    assert set(counts) == {"n_objects", "n_kept", *(f"removed_{f}" for f in FILTERS)}
-    kept, counts = filter_nuclei(disks(), NucleusFilter(pixel_scale=0.5))  # 10x: smaller areas
-    assert kept["label"].tolist() == [1, 2]  # label 3 (area ~1257) now exceeds 4000/4
-    kept, _ = filter_nuclei(disks(), NucleusFilter(drop_border=False))
-    assert kept["label"].tolist() == [1, 3, 4]
-
-
-def test_measure_objects_agrees_with_regionprops():
-    lab = odd_shapes(1)
-    m = measure_objects(lab)
-    props = regionprops(lab)
-    assert m["label"].tolist() == [p.label for p in props]
-    assert m["area"].tolist() == [p.area for p in props]
-    assert [tuple(b) for b in m["bbox"]] == [p.bbox for p in props]
-    np.testing.assert_array_equal(m["centroid"], [p.centroid for p in props])
-    for key in ("eccentricity", "axis_major_length", "axis_minor_length"):
-        np.testing.assert_allclose(m[key], [getattr(p, key) for p in props], atol=1e-9)
-
-
-FILTER_CASES = [
-    NucleusFilter(),
-    NucleusFilter(min_area=50, max_area=2000, drop_border=False, min_solidity=0.8),
-    NucleusFilter(min_area=50, max_bbox_area=900, max_eccentricity=0.85),
-    NucleusFilter(min_area=50, min_aspect_ratio=0.55, min_solidity=0.93),
-]
-
-
-@pytest.mark.parametrize("filt", FILTER_CASES)
-def test_fast_filters_identical_to_regionprops_loop(filt, tiny_screen):
-    images = [odd_shapes(s) for s in range(3)] + [disks()]
-    images += [read_mask(p) for p in load_metadata(tiny_screen)["Metadata_MaskPath"][:12]]
-    removed = dict.fromkeys(FILTERS, 0)
-    for lab in images:
-        fast, c_fast = filter_nuclei(lab, filt)
-        slow, c_slow = filter_nuclei_regionprops(lab, filt)
-        assert c_fast == c_slow
-        for key in ("label", "area", "bbox", "centroid"):
-            np.testing.assert_array_equal(fast[key], slow[key])
-        hull = ~np.isnan(fast["solidity"])  # hulls only where the bound did not suffice
-        np.testing.assert_allclose(fast["solidity"][hull], slow["solidity"][hull])
-        bb = fast["bbox"]
-        bound = fast["area"] / ((bb[:, 2] - bb[:, 0]) * (bb[:, 3] - bb[:, 1]))
-        assert (bound[~hull] >= filt.min_solidity).all()
-        for f in FILTERS:
-            removed[f] += c_fast[f"removed_{f}"]
-    if filt.min_solidity > 0.5:
-        assert removed["solidity"] > 0  # the hull path is exercised
+from i2r_utils.nucleus_filter import NucleusFilter, filter_nuclei
 
 
 def test_crops_are_centred_and_masked():
@@ -120,29 +32,25 @@ def test_crops_are_centred_and_masked():
     assert (edge[0, :20] == 0).all() and edge[0, 32, 32] == 1.5
 
 
-def test_plate_stage_writes_resumes_and_merges(tiny_screen, tmp_path):
-    meta = load_screen_metadata(tiny_screen)
+def test_plate_stage_writes_reruns_and_merges(tiny_screen, tmp_path):
+    meta = load_metadata(tiny_screen, require_masks=False)
     plates = select_plates(meta)
     assert plates == ["P01", "P02"] and select_plates(meta, "P02") == ["P02"]
     one = preprocess_plate(meta, "P02", tmp_path, progress=False)
     paths = plate_outputs(tmp_path, "P02")
-    assert not one["skipped"] and all(p.is_file() for p in paths.values())
+    assert all(p.is_file() for p in paths.values())
     assert not plate_outputs(tmp_path, "P01")["plates"].exists()  # only its own files
     with pytest.raises(InputError, match=r"plates \['P01'\] are not preprocessed.*plate=\"P01\""):
         merge_plates(tmp_path, plates)
-    mtime = paths["crops"].stat().st_mtime_ns
+    # a rerun recomputes the plate (no cache) and gives the same files
+    first = {k: p.read_bytes() for k, p in paths.items() if k != "plates"}
     again = preprocess_plate(meta, "P02", tmp_path, progress=False)
-    assert again["skipped"] and paths["crops"].stat().st_mtime_ns == mtime
-    nuclei = preprocess_screen(meta, tmp_path, progress=False)
-    assert paths["crops"].stat().st_mtime_ns == mtime
-    # other settings: the plate is processed again
-    with pytest.warns(UserWarning, match="other settings"):
-        redo = preprocess_plate(meta, "P02", tmp_path, apply_mask=False, progress=False)
-    assert not redo["skipped"] and paths["crops"].stat().st_mtime_ns != mtime
-    with pytest.warns(UserWarning, match="other settings"):
-        preprocess_plate(meta, "P02", tmp_path, progress=False)  # back to the defaults
+    assert again["n_nuclei"] == one["n_nuclei"]
+    assert first == {k: p.read_bytes() for k, p in paths.items() if k != "plates"}
+    for plate in plates:
+        preprocess_plate(meta, plate, tmp_path, progress=False)
     nuc, feats, counts = merge_plates(tmp_path, plates)
-    pd.testing.assert_frame_equal(nuc, nuclei)
+    assert nuc["Metadata_Plate"].tolist() == sorted(nuc["Metadata_Plate"])  # plates in order
     assert all(c.startswith("Metadata_") for c in nuc.columns)
     assert len(feats) == len(nuc) and feats.columns.str.startswith("Nuclei_").sum() > 40
     assert (feats["Metadata_ObjectNumber"].to_numpy() == nuc["Metadata_ObjectNumber"]).all()
@@ -174,8 +82,10 @@ def small_screen(tiny_screen, tmp_path, n=6, masks=True, **edit):
 
 
 def test_images_without_masks_are_segmented(tiny_screen, tmp_path):
-    with_masks = load_screen_metadata(small_screen(tiny_screen, tmp_path / "a"))
-    without = load_screen_metadata(small_screen(tiny_screen, tmp_path / "b", masks=False))
+    with_masks = load_metadata(small_screen(tiny_screen, tmp_path / "a"), require_masks=False)
+    without = load_metadata(
+        small_screen(tiny_screen, tmp_path / "b", masks=False), require_masks=False
+    )
     assert (without["Metadata_MaskPath"] == "").all()
     ref = preprocess_plate(with_masks, "P01", tmp_path / "ref", progress=False)
     seg = preprocess_plate(without, "P01", tmp_path / "seg", progress=False)
@@ -186,22 +96,9 @@ def test_images_without_masks_are_segmented(tiny_screen, tmp_path):
     table = pd.read_csv(mixed / "metadata.csv")
     table.loc[1, "Metadata_MaskPath"] = np.nan
     table.to_csv(mixed / "metadata.csv", index=False)
-    meta = load_screen_metadata(mixed)
+    meta = load_metadata(mixed, require_masks=False)
     assert meta["Metadata_MaskPath"].tolist()[1] == "" and meta["Metadata_MaskPath"][0]
     assert preprocess_plate(meta, "P01", tmp_path / "mix", progress=False)["n_segmented"] == 1
-
-
-def test_no_matching_mask_file(tiny_screen, tmp_path):
-    paths = [str(tmp_path / f"masks/P01/other_{i}.tif") for i in range(6)]
-    data = small_screen(tiny_screen, tmp_path, Metadata_MaskPath=paths)
-    with pytest.raises(InputError, match="no mask with the same file name") as err:
-        load_screen_metadata(data)
-    assert "other_0.tif" in str(err.value)
-    partial = pd.read_csv(data / "metadata.csv")
-    partial.loc[0, "Metadata_MaskPath"] = ""
-    partial.to_csv(data / "metadata.csv", index=False)
-    with pytest.raises(InputError, match="leave Metadata_MaskPath empty"):
-        load_screen_metadata(data)
 
 
 def test_non_integer_and_mismatched_masks(tiny_screen, tmp_path):
@@ -212,14 +109,14 @@ def test_non_integer_and_mismatched_masks(tiny_screen, tmp_path):
     tifffile.imwrite(small, np.zeros((100, 160), np.uint16))
     for path, match in ((probs, "non-integer values.*instance labels"), (small, "differs from")):
         data = small_screen(tiny_screen, tmp_path / path.stem, n=2, Metadata_MaskPath=str(path))
-        meta = load_screen_metadata(data)
+        meta = load_metadata(data, require_masks=False)
         with pytest.raises(InputError, match=match) as err:
             preprocess_plate(meta, "P01", tmp_path / "out", progress=False)
         assert str(path) in str(err.value)
 
 
 def test_too_few_nuclei_name_the_filter_and_parameter(tiny_screen, tmp_path):
-    meta = load_screen_metadata(tiny_screen)
+    meta = load_metadata(tiny_screen, require_masks=False)
     with pytest.raises(InputError, match="fewer than 2 nuclei") as err:
         preprocess_plate(meta, "P01", tmp_path, NucleusFilter(min_area=3900), progress=False)
     msg = str(err.value)
@@ -242,27 +139,86 @@ def test_too_few_nuclei_name_the_filter_and_parameter(tiny_screen, tmp_path):
 
 def test_load_crops_missing_file(tmp_path):
     table = pd.DataFrame({"Metadata_Plate": ["P01"], "Metadata_CropIndex": [0]})
-    with pytest.raises(InputError, match="crops missing.*01_preprocess_nuclei"):
+    with pytest.raises(
+        InputError, match="crops missing; run the nuclei preprocessing of plate P01"
+    ):
         load_crops(tmp_path, table)
 
 
-def test_filter_settings_are_validated():
-    with pytest.raises(ValueError, match="pixel_scale"):
-        NucleusFilter(pixel_scale=0)
-    with pytest.raises(ValueError, match="min_area"):
-        NucleusFilter(min_area=500, max_area=100)
-    assert NucleusFilter(pixel_scale=2.0).area_limits == (1600, 16000, 16000)
+# --------------------------------------------------------------------------------------------
+# one image: the step the plates and new-target mode share
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def braf_field(tiny_screen):
+    """Image and mask paths of the first BRAF field of the tiny screen."""
+    meta = load_metadata(tiny_screen)
+    rec = meta[meta.Metadata_Condition == "BRAF"].iloc[0]
+    return rec.Metadata_ImagePath, rec.Metadata_MaskPath
 
 
-@pytest.mark.parametrize("kind", ["uint16", "float", "constant", "tiny"])
-def test_normalize_image_matches_numpy_percentiles(kind):
-    rng = np.random.default_rng(1)
-    image = {
-        "uint16": rng.integers(90, 4000, (64, 80)).astype(np.uint16),
-        "float": rng.normal(0.5, 0.2, (64, 80)),
-        "constant": np.full((10, 10), 7, np.uint16),
-        "tiny": np.array([[3, 9]], np.uint16),
-    }[kind].astype(np.float32)
-    lo, hi = np.percentile(image, [1, 99.9])
-    expected = np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1)
-    np.testing.assert_allclose(normalize_image(image), expected, atol=1e-6)
+def test_preprocess_image_with_and_without_mask(braf_field):
+    img, mask = braf_field
+    crops, objects, counts, feats = preprocess_image(img, mask)
+    assert crops.shape[1:] == (64, 64) and len(crops) == counts["n_kept"] >= 1
+    assert len(objects) == len(feats) == len(crops)
+    assert (objects["Metadata_ObjectNumber"] == feats["Metadata_ObjectNumber"]).all()
+    for no_mask in ("", None, np.nan):  # no mask: the nuclei are segmented
+        seg, _, seg_counts, seg_feats = preprocess_image(img, no_mask, features=False)
+        assert abs(len(seg) - len(crops)) <= 2 and seg_feats is None
+        assert len(seg) == seg_counts["n_kept"]
+
+
+def test_preprocess_image_errors_name_file_and_fix(braf_field, tmp_path):
+    img, mask = braf_field
+    shape = tifffile.imread(img).shape
+    cases = {
+        "other_shape.tif": (np.zeros((shape[0] // 2, shape[1]), np.uint16), "differs"),
+        "float.tif": (np.full(shape, 0.5, np.float32), "non-integer"),
+        "rgb.tif": (np.zeros((*shape, 3), np.uint8), "multi-channel"),
+    }
+    for name, (arr, message) in cases.items():
+        tifffile.imwrite(tmp_path / name, arr)
+        with pytest.raises(InputError, match=rf"{name}.*{message}"):
+            preprocess_image(img, tmp_path / name)
+    pages = tmp_path / "pages.tif"
+    tifffile.imwrite(pages, tifffile.imread(img))
+    tifffile.imwrite(pages, tifffile.imread(img), append=True)
+    with pytest.raises(InputError, match=r"pages\.tif: multi-page TIFF"):
+        preprocess_image(pages, mask)
+    tifffile.imwrite(tmp_path / "blank.tif", np.full(shape, 7, np.uint16))
+    with pytest.raises(InputError, match=r"blank\.tif: image is blank"):
+        preprocess_image(tmp_path / "blank.tif", mask, allow_blank=False)
+    assert preprocess_image(tmp_path / "blank.tif", mask)[2]["n_kept"] >= 1  # the screen's way
+    tifffile.imwrite(tmp_path / "empty.tif", np.zeros(shape, np.uint16))
+    assert preprocess_image(img, tmp_path / "empty.tif")[2]["n_objects"] == 0
+    with pytest.raises(InputError, match="pixel_scale must be positive"):
+        preprocess_image(img, mask, pixel_scale=0)
+
+
+def test_too_few_nuclei_in_one_image_counts_the_filter(braf_field, tmp_path):
+    img, mask = braf_field
+    tiny = np.zeros_like(tifffile.imread(mask))
+    tiny[40:45, 40:45] = 1  # one 25-pixel object: the area filter removes it
+    tifffile.imwrite(tmp_path / "tiny.tif", tiny)
+    crops, _, counts, _ = preprocess_image(img, tmp_path / "tiny.tif")
+    assert len(crops) == counts["n_kept"] == 0 and counts["removed_area"] == 1
+
+
+def test_pixel_scale_resamples_to_the_screens_magnification(braf_field, tmp_path):
+    """A 10x version of a 20x field fails the area filter unless pixel_scale is 0.5."""
+    from skimage.transform import rescale
+
+    img, mask = braf_field
+    image = tifffile.imread(img).astype(np.float32)
+    labels = tifffile.imread(mask)
+    small = rescale(image, 0.5, order=1, preserve_range=True, anti_aliasing=True)
+    small_labels = rescale(labels, 0.5, order=0, preserve_range=True, anti_aliasing=False)
+    tifffile.imwrite(tmp_path / "10x.tif", small.astype(np.uint16))
+    tifffile.imwrite(tmp_path / "10x_mask.tif", small_labels.astype(np.uint16))
+    crops, _, counts, _ = preprocess_image(tmp_path / "10x.tif", tmp_path / "10x_mask.tif")
+    assert counts["n_kept"] == 0 and counts["removed_area"] > 0
+    crops, _, counts, feats = preprocess_image(
+        tmp_path / "10x.tif", tmp_path / "10x_mask.tif", pixel_scale=0.5
+    )
+    reference = preprocess_image(img, mask)[0]
+    assert abs(len(crops) - len(reference)) <= 1 and len(feats) == len(crops)

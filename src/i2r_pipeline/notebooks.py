@@ -101,6 +101,7 @@ def execute(
     cwd: Path,
     progress: bool = False,
     kernel_name: str = "python3",
+    **options,
 ) -> None:
     """Execute a notebook with papermill into ``out_ipynb`` (never in place).
 
@@ -118,6 +119,8 @@ def execute(
         Show papermill's progress bar.
     kernel_name : str
         Jupyter kernel to run the notebook with.
+    **options
+        Further keyword arguments of ``papermill.execute_notebook`` (e.g. ``stdout_file``).
 
     Raises
     ------
@@ -138,4 +141,5 @@ def execute(
         cwd=str(cwd),
         kernel_name=kernel_name,
         progress_bar=progress,
+        **options,
     )

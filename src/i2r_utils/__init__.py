@@ -12,15 +12,13 @@ profiles    aggregation nucleus -> image -> well -> condition, ZCA sphering on c
 evaluation  profile evaluation: mAP (copairs), folds of enrichment, hits in the top 1%.
 genes       gene-gene network loading and graph-autoencoder gene embeddings.
 translation kernel ridge regression with the ReLU NTK, ranking and top-k metrics.
-provenance  run manifests: git commit, parameters, input checksums.
+
 plotting    figures shared by the notebooks.
 segmentation classical and U-Net nucleus segmentation with test-time augmentation.
 metrics     instance-segmentation metrics (mAP_DSB, AP at an IoU, pixel IoU).
 features    hand-crafted chromatin features per nucleus (``Nuclei_<Family>_<Name>``).
 screen      which conditions differ from control (grouped CV balanced accuracy, elbow).
-fetch       checksummed, resumable downloads of the Image2Reg demo and Cell Painting Gallery.
-newtarget   new-target mode: rank genes for the user's own images (run_all.py predict).
-executor    runs the independent units of a stage locally or on a Dask cluster.
+
 """
 
 __version__ = "0.1.0"

@@ -72,6 +72,12 @@ ARTIFACTS: dict[str, str] = {
     "segmentation_dir": "segmentation",
     "segmentation_metrics": "segmentation/metrics.csv",
     "segmentation_summary": "segmentation/summary.csv",
+    # new-target mode: relative to its own output folder (not a main job's work_dir)
+    "prediction_ranking": "ranking.csv",
+    "prediction_top10": "top10.csv",
+    "prediction_images": "images.csv",
+    "prediction_info": "prediction.json",
+    "prediction_notebook": "09_predict_new_target.ipynb",
 }
 
 

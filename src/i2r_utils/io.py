@@ -1,8 +1,10 @@
-"""Reading and validating inputs; atomic writes and checksums.
+"""Reading and validating inputs, image normalisation; atomic writes and checksums.
 
 Every reader here turns bad input into an :class:`InputError` that names the file, says
 what is wrong and how to fix it. Every writer writes to a temporary file in the target
 folder and renames it into place, so an interrupted run never leaves half-written output.
+:func:`normalize_percentile` is the one percentile normalisation of an image (crops,
+segmentation).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "file_digest",
     "read_image",
     "read_mask",
+    "normalize_percentile",
     "load_metadata",
     "list_images",
     "list_images_below",
@@ -219,13 +222,16 @@ def _read_any(path: Path, what: str) -> np.ndarray:
     raise InputError(f"{path}: unsupported format {suffix!r}; use .tif, .tiff or .png.")
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, allow_blank: bool = True) -> np.ndarray:
     """Read a single-channel chromatin image (TIFF or PNG) as float32.
 
     Parameters
     ----------
     path : path-like
         Image file.
+    allow_blank : bool
+        Accept an image whose pixels all have the same value; when False that is an
+        :class:`InputError` (an exported mask or an empty channel, not a chromatin image).
 
     Returns
     -------
@@ -252,6 +258,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     img = img.astype(np.float32)
     if not np.isfinite(img).all():
         raise InputError(f"{path}: image has NaN or infinite pixels; re-export the raw image.")
+    if not allow_blank and img.size and float(img.max()) == float(img.min()):
+        raise InputError(
+            f"{path}: image is blank (every pixel is {img.flat[0]:g}). Check that the file is "
+            "the chromatin (DNA) channel, exported with its intensities."
+        )
     return img
 
 
@@ -327,6 +338,51 @@ def _n_components(binary: np.ndarray, min_size: int = 10) -> int:
 
     labels, n = ndi.label(binary)
     return int((np.bincount(labels.ravel(), minlength=n + 1)[1:] >= min_size).sum())
+
+
+def normalize_percentile(
+    image: np.ndarray, low: float = 1.0, high: float = 99.9, clip: bool = True
+) -> np.ndarray:
+    """Scale an image so that its ``low`` and ``high`` percentiles map to 0 and 1.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D image of any real dtype.
+    low, high : float
+        Percentiles (linear interpolation, as :func:`numpy.percentile`) mapped to 0 and 1.
+    clip : bool
+        Clip the result to [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 image of the same shape; a constant image maps to 0.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    lo, hi = _percentiles(image, (low, high))
+    out = (image - lo) / max(hi - lo, 1e-6)
+    return (np.clip(out, 0, 1) if clip else out).astype(np.float32)
+
+
+def _percentiles(image: np.ndarray, qs) -> list[float]:
+    """``np.percentile(image, qs)`` (linear), from a histogram for 16-bit integer images.
+
+    Raw microscopy images are integer valued; a bincount over their range is several times
+    faster than the partial sort of :func:`numpy.percentile` and gives the same values.
+    """
+    flat = image.ravel()
+    lo, hi = (flat.min(), flat.max()) if flat.size else (0, 0)
+    if not (flat.size and 0 <= lo and hi < 65536 and np.array_equal(flat, np.floor(flat))):
+        return [float(v) for v in np.percentile(image, qs)]
+    cum = np.cumsum(np.bincount(flat.astype(np.int64), minlength=int(hi) + 1))
+    out = []
+    for q in qs:
+        pos = q / 100 * (flat.size - 1)
+        k = int(np.floor(pos))
+        a, b = np.searchsorted(cum, [k, min(k + 1, flat.size - 1)], side="right")
+        out.append(float(a + (b - a) * (pos - k)))
+    return out
 
 
 def list_images(folder: str | os.PathLike, what: str = "image") -> list[Path]:
@@ -448,7 +504,9 @@ def pair_images_masks(
     )
 
 
-def load_metadata(data_dir: str | os.PathLike, check_files: bool = True) -> pd.DataFrame:
+def load_metadata(
+    data_dir: str | os.PathLike, check_files: bool = True, require_masks: bool = True
+) -> pd.DataFrame:
     """Load and validate the image metadata table of a screen.
 
     Parameters
@@ -457,36 +515,51 @@ def load_metadata(data_dir: str | os.PathLike, check_files: bool = True) -> pd.D
         Screen folder holding ``metadata.csv`` with the columns in ``REQUIRED_METADATA``;
         image and mask paths are relative to ``data_dir``.
     check_files : bool
-        Check that every image has an equally named mask file on disk.
+        Check that every image, and every mask the table names, is a file on disk.
+    require_masks : bool
+        Every image needs its mask. When False, images whose ``Metadata_MaskPath`` is empty
+        (or every image, when the column is absent) get ``Metadata_MaskPath = ""``: the
+        nuclei preprocessing segments them.
 
     Returns
     -------
     pandas.DataFrame
-        The metadata table with absolute paths.
+        The metadata table with paths joined to ``data_dir`` (``""`` for a missing mask).
     """
     data_dir = Path(data_dir)
     table = data_dir / "metadata.csv"
     if not table.is_file():
         raise InputError(
-            f"{table}: metadata table not found. Generate the synthetic screen with "
-            "notebooks/00_simulate_screen or point data_dir at a screen folder."
+            f"{table}: metadata table not found. Generate a synthetic screen there "
+            "(i2r_utils.simulate.simulate_screen), fetch one (`python3 run_all.py data`) or "
+            "point data_dir at a screen folder."
         )
     meta = pd.read_csv(table)
-    missing = [c for c in REQUIRED_METADATA if c not in meta.columns]
+    mask_col = "Metadata_MaskPath"
+    need = [c for c in REQUIRED_METADATA if require_masks or c != mask_col]
+    missing = [c for c in need if c not in meta.columns]
     if missing:
         raise InputError(f"{table}: missing columns {missing}; expected {REQUIRED_METADATA}.")
     if meta.empty:
         raise InputError(f"{table}: no images listed.")
+    masks = meta[mask_col] if mask_col in meta.columns else pd.Series("", index=meta.index)
     meta["Metadata_ImagePath"] = [str(data_dir / p) for p in meta["Metadata_ImagePath"]]
-    meta["Metadata_MaskPath"] = [str(data_dir / p) for p in meta["Metadata_MaskPath"]]
+    meta[mask_col] = [
+        "" if not require_masks and (pd.isna(m) or m == "") else str(data_dir / m) for m in masks
+    ]
+    fix = (
+        "or segment the image first"
+        if require_masks
+        else f"or leave Metadata_MaskPath empty in {table} to segment the image"
+    )
     if check_files:
         for img, msk in zip(meta["Metadata_ImagePath"], meta["Metadata_MaskPath"], strict=True):
             if not Path(img).is_file():
                 raise InputError(f"{img}: image listed in {table} is missing.")
-            if not Path(msk).is_file():
+            if msk and not Path(msk).is_file():
                 raise InputError(
                     f"{img}: no mask with the same file name ({msk} is missing). Provide the "
-                    "label mask or segment the image first."
+                    f"label mask {fix}."
                 )
     return meta
 

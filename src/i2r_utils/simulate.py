@@ -13,8 +13,9 @@ A biologist's stand-in for the Rohban et al. ORF screen, deterministic from a se
 * rendered 16-bit fields of view with touching nuclei, a blur, shot and read noise,
   vignetting and per-plate gain/offset batch effects, plus instance label masks;
 * organised as ``images/<plate>/<well>_s<site>.tif`` and ``masks/<plate>/...`` (same file
-  name) with ``metadata.csv`` (``Metadata_`` columns); ``EMPTY`` control wells on every
-  plate; the network in ``network/`` and the truth in ``truth/``.
+  name) with ``metadata.csv`` (``Metadata_`` columns); control wells
+  (:data:`i2r_utils.columns.CONTROL`) on every plate; the network in ``network/`` and
+  the truth in ``truth/``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import tifffile
 from scipy import ndimage
 from tqdm.auto import tqdm
 
+from .columns import CONTROL
 from .io import write_json, write_table
 
 __all__ = [
@@ -41,7 +43,6 @@ __all__ = [
     "IMPACTFUL_GENES",
     "NULL_GENES",
     "PHENOTYPES",
-    "CONTROL",
     "screen_params",
     "simulate_network",
     "simulate_phenotype_shifts",
@@ -49,7 +50,6 @@ __all__ = [
     "simulate_screen",
 ]
 
-CONTROL = "EMPTY"
 # Image2Reg's 41 impactful genes, default held-out conditions first.
 IMPACTFUL_GENES = [
     "BRAF", "JUN", "RAF1", "SMAD4", "SREBF1", "AKT1S1", "ATF4", "BAX", "BCL2L11", "CASP8",
@@ -81,7 +81,7 @@ class ScreenParams:
         Over-expressed genes without a phenotype (from ``NULL_GENES``).
     n_plates, wells_per_condition, control_wells, sites_per_well : int
         Layout: every condition has ``wells_per_condition`` wells on every plate and every
-        plate has ``control_wells`` ``EMPTY`` wells; ``sites_per_well`` images per well.
+        plate has ``control_wells`` control wells; ``sites_per_well`` images per well.
     image_size : int
         Side of the square field of view in pixels.
     nuclei_per_image : float
@@ -456,10 +456,13 @@ def _write_screen(root: Path, p: ScreenParams, seed: int, progress: bool) -> Non
     )
     write_table(truth, root / "truth" / "conditions.csv")
     write_table(genes, root / "truth" / "genes.csv")
-    # plate layout: conditions in shuffled wells, per plate
+    _write_fields(root, p, seed, impactful + null, cond_shift, progress)
+
+
+def _write_fields(root: Path, p: ScreenParams, seed: int, conditions, cond_shift, progress):
+    """Lay the conditions out in shuffled wells, render every field; write ``metadata.csv``."""
     rows = []
     layout_rng = np.random.default_rng([seed, 3])
-    conditions = impactful + null
     for plate_i in range(p.n_plates):
         plate = f"P{plate_i + 1:02d}"
         content = [CONTROL] * p.control_wells + [

@@ -1,0 +1,291 @@
+# %% [markdown]
+# # 09 Predict the over-expressed gene of a new target
+# New-target mode, as Image2Reg's demo does for its `UNKNOWN` condition: the trained
+# pipeline of a completed main job (`results_dir`) ranks every candidate gene for a folder
+# of raw chromatin images of one unknown condition. `python3 run_all.py predict --images DIR
+# [--masks DIR] --out DIR` checks the inputs, runs this notebook with papermill (the
+# executed copy goes to the output folder) and prints the 10 most likely genes.
+# A bad input stops the run with a message naming the file and the fix before anything is
+# written; with `on_error = "skip"` a bad image is reported and skipped instead.
+# Produces, in `out_dir`: `ranking.csv` (every candidate gene: rank, gene, score, distance),
+# `top10.csv`, `images.csv` (per image: status, nuclei, filter counts, error) and
+# `prediction.json` (fold, translation settings, training conditions, counts).
+
+# %% tags=["parameters"]
+images_dir = "../data/synthetic/tiny/images/P01"  # folder of raw chromatin images (tif/png)
+masks_dir = "../data/synthetic/tiny/masks/P01"  # label masks named like the images ("": segment)
+results_dir = "../results/tiny"  # results folder of a completed main job
+out_dir = "../results/tiny/new_target"  # where the outputs go
+fold = 0  # fold whose encoder, sphering and profile space are used
+exclude_condition = ""  # screen condition left out of the translation's training set
+pixel_scale = 1.0  # linear pixel scale of the images relative to the screen's (0.5 for 10x)
+on_error = "stop"  # a bad image stops the run ("stop") or is reported and skipped ("skip")
+min_nuclei = 2  # fewest nuclei in all images together
+progress = True  # progress bar over the images
+
+# %%
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from i2r_utils.artifacts import artifact
+from i2r_utils.columns import feature_columns
+from i2r_utils.encoder import embed, embedding_table, load_encoder
+from i2r_utils.io import (
+    InputError,
+    missing_mask_error,
+    pair_images_masks,
+    read_table,
+    write_json,
+    write_table,
+)
+from i2r_utils.nuclei import preprocess_image
+from i2r_utils.nucleus_filter import NucleusFilter, too_few_nuclei_message
+from i2r_utils.profiles import (
+    aggregate,
+    combine_representation,
+    load_sphering,
+    translation_profiles,
+)
+from i2r_utils.translation import fit_translator
+
+# %% [markdown]
+# ## The main job's translation settings
+# The new target is translated as the main job translated its held-out conditions: the same
+# representation (encoder profiles `cnn`, hand-crafted `features` or `both`), direction,
+# kernel, ridge grid and metric, read from a `<condition>/result.json` of the main job. A
+# direction the main job chose automatically (`auto`) is chosen again on this training set.
+# Results written before these options translated the encoder profiles image to gene.
+
+# %%
+settings = {
+    "representation": "cnn", "direction": "image_to_gene", "kernel": "ntk", "depth": 2,
+    "alphas": None, "metric": "euclidean",
+}  # fmt: skip
+for path in sorted(Path(results_dir).glob(artifact("", "result", condition="*").as_posix())):
+    try:
+        res = json.loads(path.read_text())
+    except (OSError, ValueError):
+        continue
+    settings.update({k: res[k] for k in ("representation", "direction", "kernel", "depth", "metric")
+                     if res.get(k) is not None})  # fmt: skip
+    if res.get("direction_requested"):  # "auto": choose again on this training set
+        settings["direction"] = res["direction_requested"]
+    if res.get("alpha_grid"):
+        settings["alphas"] = tuple(res["alpha_grid"])
+    break
+representation = settings["representation"]
+use_cnn, use_features = representation in ("cnn", "both"), representation != "cnn"
+settings
+
+# %% [markdown]
+# ## Read and check the images, the masks and the fold's encoder
+# Every image is paired with the equally named mask (same file name, or the same name with
+# another image suffix). With a mask folder, an image without its mask is a bad image;
+# without one, the nuclei of every image are segmented. A screen condition evaluated as a
+# new target must be unseen by the encoder (the fold that holds it out) and by the
+# translation (`exclude_condition`).
+
+# %%
+if on_error not in ("stop", "skip"):
+    raise InputError(f"--on-error must be 'stop' or 'skip', got {on_error!r}")
+masks_dir = masks_dir or None
+pairs = pair_images_masks(images_dir, masks_dir, strict=False)
+model, encoder_info = load_encoder(artifact(results_dir, "encoder_dir", fold=fold))
+held_out = [str(c) for c in encoder_info.get("held_out", [])]
+impactful = read_table(artifact(results_dir, "impactful"))["Metadata_Condition"].astype(str)
+impactful = impactful.tolist()
+if exclude_condition and exclude_condition not in impactful:
+    print(f"note: {exclude_condition} is not an impactful screen condition: nothing dropped")
+elif exclude_condition and held_out and exclude_condition not in held_out:
+    folds_path, leak_free = artifact(results_dir, "folds"), "?"
+    if folds_path.is_file():
+        folds = read_table(folds_path)
+        hit = folds.loc[folds["Metadata_Condition"] == exclude_condition, "Metadata_Fold"]
+        leak_free = str(int(hit.iloc[0])) if len(hit) else "?"
+    print(f"warning: the encoder of fold {fold} was trained with {exclude_condition}; for a "
+          f"leakage-free evaluation pass --fold {leak_free}.")  # fmt: skip
+pairs
+
+# %% [markdown]
+# ## Per-image preprocessing
+# Each image goes through the step the screen's images went through in notebook 01,
+# `i2r_utils.nuclei.preprocess_image`, resampled to the screen's magnification first
+# (`pixel_scale`): segmentation when there is no mask, the screen's nucleus filters, 64x64
+# crops normalised per image and, when the translation uses them, the hand-crafted
+# features. A blank image, or one without any nucleus left, is a bad image.
+
+# %%
+filt = NucleusFilter()  # the screen's filters (the images are resampled to its scale)
+magnification = (
+    f"set --pixel-scale of `run_all.py predict` (parameter pixel_scale, now {pixel_scale:g}): "
+    "the images are resampled to the screen's scale before filtering."
+)
+crops, features, rows = [], [], []
+for rec in tqdm(pairs.itertuples(index=False), total=len(pairs), desc="images",
+                disable=not progress):  # fmt: skip
+    row = {"Metadata_ImageName": rec.Metadata_ImageName, "image": rec.Metadata_ImagePath}
+    try:
+        if masks_dir and not rec.Metadata_MaskPath:
+            raise missing_mask_error(rec.Metadata_ImagePath, masks_dir)
+        image_crops, _, counts, feats = preprocess_image(
+            rec.Metadata_ImagePath, rec.Metadata_MaskPath, filt, features=use_features,
+            pixel_scale=pixel_scale, allow_blank=False,
+        )  # fmt: skip
+        if counts["n_kept"] < 1:
+            what = f"image {rec.Metadata_ImagePath}"
+            table = pd.DataFrame([counts])
+            raise InputError(too_few_nuclei_message(what, table, filt, 0, 1, magnification))
+    except (InputError, ValueError) as exc:  # ValueError: e.g. an image skimage rejects
+        if not isinstance(exc, InputError):
+            exc = InputError(f"{rec.Metadata_ImagePath}: cannot be processed ({exc})")
+        if on_error == "stop":
+            raise InputError(f"{exc} (stopped before writing anything; rerun with --on-error "
+                             "skip to skip bad images)") from None  # fmt: skip
+        print(f"skipped: {exc}")
+        rows.append({**row, "status": "skipped", "n_nuclei": 0, "error": str(exc)})
+        continue
+    crops.append(image_crops)
+    features.append(feats)
+    rows.append({**row, "status": "ok", "n_nuclei": len(image_crops), **counts,
+                 "segmented": not masks_dir, "error": ""})  # fmt: skip
+report = pd.DataFrame(rows)
+used = report[report["status"] == "ok"]
+if used.empty:
+    raise InputError(f"{images_dir}: no usable image ({len(report)} skipped, see the messages "
+                     "above); nothing was written.")  # fmt: skip
+if used["n_nuclei"].sum() < min_nuclei:
+    what, n_kept = f"the images in {images_dir}", int(used["n_kept"].sum())
+    raise InputError(too_few_nuclei_message(what, used, filt, n_kept, min_nuclei, magnification)
+                     + " Nothing was written.")  # fmt: skip
+report
+
+# %% [markdown]
+# ## Embedding with the fold's encoder
+# The crops of each image are embedded with the encoder of fold `fold`; the hand-crafted
+# features (representation `features` or `both`) are the other per-nucleus table.
+
+# %%
+names = np.repeat(used["Metadata_ImageName"].tolist(), [len(c) for c in crops])
+meta = pd.DataFrame({"Metadata_Condition": "NEW_TARGET", "Metadata_ImageName": names})
+nuclei = {}
+if use_cnn:
+    nuclei["cnn"] = embedding_table(meta, np.concatenate([embed(model, c) for c in crops]))
+if use_features:
+    table = pd.concat(features, ignore_index=True)
+    nuclei["features"] = pd.concat([meta, table[feature_columns(table)]], axis=1)
+{name: table.shape for name, table in nuclei.items()}
+
+# %% [markdown]
+# ## Image medians, the condition profile and the screen's sphering
+# As the screen's profiles were built: nucleus -> image (median) -> condition (mean), then
+# the screen's batch correction of the same space (`sphering_fold<k>.npz` for the encoder,
+# `sphering_features.npz` for the hand-crafted features). Without plate or control wells the
+# transform centres the new target on the screen's pooled control wells. With
+# representation `both` the two sphered profiles are put side by side.
+
+# %%
+sphering = {"cnn": artifact(results_dir, "sphering_fold", fold=fold),
+            "features": artifact(results_dir, "sphering_features")}  # fmt: skip
+sphered = {}
+for name, table in nuclei.items():
+    by_image = aggregate(table, ["Metadata_Condition", "Metadata_ImageName"], "median")
+    by_image = by_image.drop(columns=["Metadata_Count", "Metadata_ImageName"])
+    raw = aggregate(by_image, ["Metadata_Condition"], "mean").drop(columns="Metadata_Count")
+    sphered[name] = load_sphering(sphering[name]).transform(raw)
+profile = combine_representation(sphered.get("cnn"), sphered.get("features"), representation)
+profile
+
+# %% [markdown]
+# ## The screen's training set in this fold's space
+# The translation is trained on the screen's impactful conditions (less `exclude_condition`)
+# in the profile space of fold `fold`, where the new profile lives; the candidates are the
+# genes of the gene embedding.
+
+# %%
+genes = read_table(artifact(results_dir, "gene_embeddings")).set_index("gene")
+genes.index = genes.index.astype(str).str.upper()
+space = translation_profiles(artifact(results_dir, "profiles_dir"), representation)
+space = space[space["Metadata_Fold"] == fold]
+if space.empty:
+    raise InputError(f"{artifact(results_dir, 'profiles_dir')}: no {representation} profiles "
+                     f"in the space of fold {fold}; check --fold.")  # fmt: skip
+drop = {exclude_condition.upper()} if exclude_condition else set()
+conditions = [c for c in impactful if c.upper() not in drop]
+columns = feature_columns(space)
+missing = [f for f in columns if f not in profile.columns]
+if missing:
+    raise InputError(
+        f"{results_dir}: the {representation} condition profiles of fold {fold} have features "
+        f"this run does not produce (e.g. {missing[:3]}); the results folder is inconsistent, "
+        "rerun the main job."
+    )
+vector = profile[columns].to_numpy(float)[0]
+pd.Series({"training conditions": len(conditions), "candidate genes": len(genes),
+           "features": len(columns)})  # fmt: skip
+
+# %% [markdown]
+# ## Translation
+# The kernel ridge regression of the main job, fitted on the training set in the main job's
+# direction (`auto`: chosen again by leave-one-out on this training set), then every
+# candidate gene ranked for the new profile: image to gene by the distance of its gene
+# embedding to the predicted one, gene to image by the distance of its predicted profile to
+# the new one, two-way by the mean of the two ranks.
+
+# %%
+options = {"kernel": settings["kernel"], "depth": settings["depth"],
+           "direction": settings["direction"], "metric": settings["metric"]}  # fmt: skip
+if settings["alphas"]:
+    options["alphas"] = settings["alphas"]
+translator, train_conditions = fit_translator(space, genes, conditions, **options)
+ranking = translator.rank(vector[None, :], genes, settings["metric"])
+translation = {
+    **settings,
+    "direction_used": translator.direction,
+    "inner_direction_scores": translator.inner_scores,
+    "alpha": float(translator.forward.alpha_),
+}
+
+# %% [markdown]
+# ## Ranking
+# A score in (0, 1] per gene: 1 for the most likely, decaying with the distance (or mean
+# rank) relative to its spread over the candidates.
+
+# %%
+d = ranking["distance"].to_numpy(float)
+ranking["score"] = np.exp(-(d - d.min()) / max(d.std(), 1e-12))
+first = ["rank", "gene", "score", "distance"]
+ranking = ranking[first + [c for c in ranking.columns if c not in first]]
+ranking.head(10)
+
+# %% [markdown]
+# ## Outputs
+# Written at the end only, each file atomically, so a stopped run leaves nothing behind.
+
+# %%
+info = {
+    "images_dir": str(images_dir),
+    "masks_dir": str(masks_dir) if masks_dir is not None else None,
+    "segmented": masks_dir is None,
+    "results_dir": str(Path(results_dir)),
+    "fold": fold,
+    "encoder_held_out": held_out,
+    "exclude_condition": exclude_condition or None,
+    "pixel_scale": pixel_scale,
+    "n_images": int(len(report)),
+    "n_images_used": int((report["status"] == "ok").sum()),
+    "n_images_skipped": int((report["status"] == "skipped").sum()),
+    "n_nuclei": int(report["n_nuclei"].sum()),
+    "translation": translation,
+    "n_train_conditions": len(train_conditions),
+    "train_conditions": train_conditions,
+    "n_candidates": int(len(genes)),
+    "top10": ranking["gene"].head(10).tolist(),
+}
+write_table(ranking, artifact(out_dir, "prediction_ranking"))
+write_table(ranking.head(10), artifact(out_dir, "prediction_top10"))
+write_table(report, artifact(out_dir, "prediction_images"))
+write_json(info, artifact(out_dir, "prediction_info"))
