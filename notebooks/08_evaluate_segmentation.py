@@ -46,13 +46,21 @@ from i2r_utils.unet import predict_unet, probabilities_to_labels, train_unet
 torch.set_num_threads(threads)
 
 # %% [markdown]
-# ## Annotated tiles, split into training and held-out tiles
+# ## Annotated tiles
 # The annotated image is cut into non-overlapping `tile_size` tiles (objects cut by a tile
-# edge stay, partially, in both tiles). A random `test_fraction` of the tiles is held out:
-# the U-Net never sees them, and every score below is computed on them only.
+# edge stay, partially, in both tiles; labels renumbered per tile). Without the annotated
+# image: the first images of the synthetic screen, with their simulated masks.
 
 # %%
 data = load_annotated_nuclei(annotated_dir, data_dir, tile_size=tile_size)
+print(data["source"])
+
+# %% [markdown]
+# ## Training and held-out tiles
+# A random `test_fraction` of the tiles is held out: the U-Net never sees them, and every
+# score below is computed on them only.
+
+# %%
 n = len(data["images"])
 order = np.random.default_rng(seed).permutation(n)
 n_test = max(1, min(n - 1, round(test_fraction * n)))

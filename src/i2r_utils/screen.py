@@ -464,8 +464,8 @@ def select_impactful(
 
     Rule: conditions scoring strictly above ``threshold`` are impactful (the elbow of the
     ranked scores by default, :func:`elbow_threshold`). **Fallback**: if that leaves fewer
-    than ``min_conditions`` conditions (downstream stages need a few classes to train an
-    encoder and to hold one out), the ``min_conditions`` best-scoring conditions are called
+    than ``min_conditions`` conditions (the encoder needs a few classes to train on, and
+    translation one to hold out), the ``min_conditions`` best-scoring conditions are called
     instead (ties broken by name), and ``attrs["fallback"]`` is True. A warning says so.
 
     Parameters
