@@ -23,8 +23,10 @@ import numpy as np
 import tifffile
 import torch
 
-from i2r_utils.metrics import ap_at, map_dsb
-from i2r_utils.segmentation import resolve_tta, segment_nuclei, train_unet
+from i2r_utils.metrics import segmentation_scores
+from i2r_utils.segmentation import segment_nuclei
+from i2r_utils.tta import resolve_tta
+from i2r_utils.unet import train_unet
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei_stardist_example"
 METHODS = ("classical", "classical+TTA", "unet", "unet+TTA")
@@ -122,11 +124,12 @@ def main() -> None:
         }
         for name, (method, net, t) in settings.items():
             labels, seconds = timed(segment_nuclei, test, method=method, model=net, tta=t)
+            scores = segmentation_scores(truth, labels)
             row = {
                 "fold": fold,
                 "method": name,
-                "map": map_dsb(truth, labels),
-                "ap50": ap_at(truth, labels, 0.5),
+                "map": scores["map_dsb"],
+                "ap50": scores["ap50"],
                 "n_pred": int(labels.max()),
                 "n_true": len(np.unique(truth)) - 1,
                 "seconds": seconds,

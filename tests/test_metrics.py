@@ -9,7 +9,6 @@ from sklearn.metrics import jaccard_score
 
 from i2r_utils.metrics import (
     DSB_THRESHOLDS,
-    ap_at,
     average_precision_dsb,
     classify_instances,
     map_dsb,
@@ -19,6 +18,11 @@ from i2r_utils.metrics import (
 )
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei_stardist_example"
+
+
+def ap_at(true, pred, t=0.5):
+    """DSB average precision TP / (TP + FP + FN) at one IoU threshold (a pair matches if > t)."""
+    return float(average_precision_dsb(true, pred, [t])[0])
 
 
 def square(shape, top, left, size, label=1, out=None):

@@ -1,20 +1,15 @@
-import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from i2r_utils.screen import (  # noqa: E402
+from i2r_utils.columns import CONTROL
+from i2r_utils.screen import (
     call_impactful,
     call_precision_recall,
     elbow_threshold,
+    fold_assignment,
     group_keys,
     grouped_cv_splits,
-    plot_screen,
     screen_conditions,
     select_impactful,
 )
@@ -30,7 +25,7 @@ def synthetic_table(seed=0, n_per_well=40, n_features=12, well_sd=0.1, shifted=S
     """
     rng = np.random.default_rng(seed)
     rows = []
-    conds = {"EMPTY": 4, **dict.fromkeys([*shifted, *NULL], 2)}
+    conds = {CONTROL: 4, **dict.fromkeys([*shifted, *NULL], 2)}
     for plate in ["P1", "P2"]:
         w = 0
         for cond, n_wells in conds.items():
@@ -94,7 +89,7 @@ def test_group_keys_combine_plate_and_well(table):
 
 def test_grouped_splitter_never_shares_a_well(table):
     groups, _ = group_keys(table)
-    y = (table["Metadata_Condition"] != "EMPTY").to_numpy(int)
+    y = (table["Metadata_Condition"] != CONTROL).to_numpy(int)
     splits = grouped_cv_splits(y, groups, n_splits=4, seed=0)
     assert len(splits) == 4
     seen = np.zeros(len(y), int)
@@ -180,32 +175,6 @@ def test_call_impactful(results):
     assert "impactful" not in results  # input untouched
 
 
-def test_plot_screen_many_conditions():
-    rng = np.random.default_rng(0)
-    res = pd.DataFrame(
-        {
-            "Metadata_Condition": [f"GENE{i:02d}" for i in range(50)],
-            "balanced_accuracy": np.r_[rng.uniform(0.8, 0.95, 6), rng.uniform(0.45, 0.6, 44)],
-            "balanced_accuracy_sd": rng.uniform(0.01, 0.05, 50),
-        }
-    )
-    thr = elbow_threshold(res["balanced_accuracy"])
-    fig = plot_screen(call_impactful(res, thr), thr)
-    assert isinstance(fig, Figure)
-    ax = fig.axes[0]
-    labels = [t.get_text() for t in ax.get_xticklabels()]
-    assert len(labels) == 50
-    assert labels[0] == res.loc[res["balanced_accuracy"].idxmax(), "Metadata_Condition"]
-    assert any(np.allclose(line.get_ydata(), thr) for line in ax.get_lines())
-    assert fig.get_size_inches()[0] >= 0.2 * 50
-    fig.canvas.draw()  # renders without error
-    plt.close(fig)
-    # onto existing axes, no threshold
-    fig2, ax2 = plt.subplots()
-    assert plot_screen(res, None, ax=ax2) is fig2
-    plt.close(fig2)
-
-
 def ranked(scores):
     return pd.DataFrame(
         {"Metadata_Condition": [f"G{i}" for i in range(len(scores))], "balanced_accuracy": scores}
@@ -240,7 +209,7 @@ def test_call_precision_recall_hand_counted():
     called = ranked([0.9, 0.8, 0.7, 0.6, 0.5]).assign(impactful=[True, True, True, False, False])
     truth = pd.DataFrame(
         {
-            "Metadata_Condition": ["EMPTY", "G0", "G1", "G2", "G3", "G4"],
+            "Metadata_Condition": [CONTROL, "G0", "G1", "G2", "G3", "G4"],
             "has_phenotype": [False, True, False, True, True, False],
         }
     )
@@ -254,12 +223,16 @@ def test_call_precision_recall_hand_counted():
         call_precision_recall(ranked([0.9]).assign(impactful=True), truth.iloc[:1])
 
 
-def test_plot_screen_marks_null_conditions():
-    res = call_impactful(ranked([0.95, 0.9, 0.6, 0.52, 0.5]), 0.7)
-    fig = plot_screen(res, 0.7, null_conditions=["G3", "G4"])
-    ax = fig.axes[0]
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "simulated null (no phenotype)" in labels
-    null_pts = [c for c in ax.collections if c.get_label().startswith("simulated null")]
-    np.testing.assert_allclose(null_pts[0].get_offsets()[:, 1], [0.52, 0.5])
-    plt.close(fig)
+def test_fold_assignment_partitions_and_loo():
+    conds = [CONTROL, "A", "B", "C", "D", "E", "N1", "N2"] * 3
+    fa = fold_assignment(conds, 3, seed=1, impactful=["A", "B", "C", "D", "E"])
+    assert sorted(fa.Metadata_Condition) == ["A", "B", "C", "D", "E", "N1", "N2"]
+    assert fa.Metadata_Fold.value_counts().max() - fa.Metadata_Fold.value_counts().min() <= 1
+    imp_per_fold = fa[fa.Metadata_Impactful].Metadata_Fold.value_counts()
+    assert imp_per_fold.max() - imp_per_fold.min() <= 1  # classes spread evenly
+    assert fa.equals(fold_assignment(conds, 3, seed=1, impactful=["A", "B", "C", "D", "E"]))
+    loo = fold_assignment(conds, 7, seed=0)
+    assert loo.Metadata_Fold.nunique() == 7 and loo.Metadata_Fold.value_counts().eq(1).all()
+    with pytest.raises(ValueError, match="n_folds"):
+        fold_assignment(conds, 8)
+    assert list(fa.columns) == ["Metadata_Condition", "Metadata_Fold", "Metadata_Impactful"]

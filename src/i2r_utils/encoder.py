@@ -44,7 +44,6 @@ __all__ = [
     "ResNet18Encoder",
     "build_model",
     "pick_device",
-    "fold_assignment",
     "fold_classes",
     "training_mask",
     "prepare_crops",
@@ -227,57 +226,6 @@ def pick_device(device: str | None = None) -> torch.device:
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def fold_assignment(
-    conditions: Sequence[str],
-    n_folds: int,
-    seed: int = 0,
-    impactful: Sequence[str] | None = None,
-    control: str = CONTROL,
-) -> pd.DataFrame:
-    """Assign every non-control condition to exactly one of ``n_folds`` folds.
-
-    Impactful conditions are shuffled and dealt round-robin first, the others continue the
-    deal, so folds differ by at most one condition and the impactful conditions (the
-    encoder's classes) are spread evenly. ``n_folds`` = number of conditions gives
-    leave-one-condition-out.
-
-    Parameters
-    ----------
-    conditions : sequence of str
-        Condition labels (duplicates and the control are ignored).
-    n_folds : int
-        Number of folds, 1 < ``n_folds`` <= number of conditions.
-    seed : int
-        Random seed of the deal.
-    impactful : sequence of str, optional
-        Impactful conditions (dealt first); all conditions are treated alike when None.
-    control : str
-        Control condition, never assigned.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``Metadata_Condition``, ``Metadata_Fold`` (0..n_folds-1) and ``Metadata_Impactful``,
-        sorted by condition.
-    """
-    conds = sorted({str(c) for c in conditions} - {control})
-    if not 2 <= n_folds <= len(conds):
-        raise ValueError(f"n_folds={n_folds}: use 2 to {len(conds)} (the number of conditions)")
-    imp = set(conds) if impactful is None else {str(c) for c in impactful} & set(conds)
-    rng = np.random.default_rng([seed, 7])
-    first = list(rng.permutation(sorted(imp)))
-    rest = list(rng.permutation(sorted(set(conds) - imp)))
-    order = first + rest
-    out = pd.DataFrame(
-        {
-            "Metadata_Condition": order,
-            "Metadata_Fold": np.arange(len(order)) % n_folds,
-            "Metadata_Impactful": [c in imp for c in order],
-        }
-    )
-    return out.sort_values("Metadata_Condition", ignore_index=True)
 
 
 def fold_classes(

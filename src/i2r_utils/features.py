@@ -16,12 +16,26 @@ up. Families (see :data:`FEATURE_FAMILIES`):
     entropy) averaged over 4 angles at each distance in ``glcm_distances``, computed on the
     nucleus bounding box quantised to ``glcm_levels`` grey levels using only mask pixels; and the
     normalised histogram (plus its entropy) of the uniform local binary pattern (P=8, R=1).
+    Mask pixels are mapped to ``1..glcm_levels`` by the nucleus' own min-max range, outside
+    pixels to level 0, which is dropped from the GLCM; angles 0, 45, 90, 135 degrees.
 ``Chromatin``
     Heterochromatin foci (count, mean area, area fraction, intensity ratio foci / nucleoplasm,
     fraction of the integrated intensity in foci, mean normalised distance of foci to the border),
     radial intensity distribution in ``n_rings`` concentric rings (fraction of the intensity and
     relative intensity per ring, intensity-weighted mean depth) and the displacement between the
     intensity centre of mass and the geometric centre.
+
+Foci detection (parameters ``foci_*`` of :func:`extract_features`)
+------------------------------------------------------------------
+``foci_method="tophat"`` (default): white top-hat with a disk of radius ``foci_radius`` (3 px) of
+the nucleus smoothed by a Gaussian of ``foci_sigma`` (1 px; 0 disables it), outside pixels set to
+the nucleus median; foci pixels have a top-hat above both the nucleus mean + ``foci_k`` (3)
+standard deviations of the top-hat and ``foci_min_contrast`` (0.1) times the nucleus median
+intensity. Bright structures wider than about ``2 * foci_radius + 1`` pixels are not foci.
+``foci_method="threshold"``: foci pixels have a smoothed intensity above both the nucleus mean +
+``foci_k`` standard deviations and ``(1 + foci_min_contrast)`` times the nucleus median (bright
+rims also count). Foci are 8-connected components of at least ``foci_min_area`` (3) pixels;
+``foci_min_contrast`` guards against calling noise foci in flat nuclei.
 
 Conventions
 -----------
@@ -36,6 +50,16 @@ Conventions
   object. Skewness and kurtosis of a constant nucleus are 0; the GLCM correlation of a constant
   nucleus is 1 (the scikit-image convention).
 * Everything is deterministic.
+
+Examples
+--------
+>>> import numpy as np
+>>> yy, xx = np.mgrid[:64, :64]
+>>> labels = ((yy - 32) ** 2 + (xx - 32) ** 2 <= 15**2).astype(np.int32)
+>>> image = np.where(labels > 0, 100.0, 0.0)
+>>> df = extract_features(image, labels)
+>>> df.shape[0], round(float(df["Nuclei_AreaShape_Eccentricity"].iloc[0]), 2)
+(1, 0.0)
 """
 
 from __future__ import annotations
@@ -380,6 +404,124 @@ def _radial(mask: np.ndarray, vals: np.ndarray, depth: np.ndarray, n_rings: int)
 
 
 # --------------------------------------------------------------------------------------------
+# steps of extract_features
+# --------------------------------------------------------------------------------------------
+#: Keys of the per-step timings (see ``timings`` of :func:`extract_features`).
+_TIMED_STEPS = (
+    "AreaShape",
+    "Intensity",
+    "Texture.GLCM",
+    "Texture.LBP",
+    "Chromatin.Foci",
+    "Chromatin.Radial",
+)
+
+
+def _check_options(n_rings, glcm_levels, glcm_distances, foci, metadata) -> tuple[dict, dict]:
+    """Validate the parameters; return the options of :func:`_nucleus_features` and metadata."""
+    foci_method, foci_radius, _, foci_min_area, _, _ = foci
+    n_rings = int(n_rings)
+    if n_rings < 1:
+        raise ValueError(f"n_rings must be >= 1, got {n_rings}")
+    glcm_distances = tuple(int(d) for d in glcm_distances)
+    if not glcm_distances or min(glcm_distances) < 1:
+        raise ValueError(f"glcm_distances must be positive integers, got {glcm_distances}")
+    if not 2 <= int(glcm_levels) <= 256:
+        raise ValueError(f"glcm_levels must be in 2..256, got {glcm_levels}")
+    if foci_method not in ("tophat", "threshold"):
+        raise ValueError(f"foci_method must be 'tophat' or 'threshold', got {foci_method!r}")
+    if foci_radius < 1:
+        raise ValueError(f"foci_radius must be >= 1, got {foci_radius}")
+    if foci_min_area < 1:
+        raise ValueError(f"foci_min_area must be >= 1, got {foci_min_area}")
+    metadata = dict(metadata or {})
+    bad = [k for k in metadata if not str(k).startswith("Metadata_")]
+    if bad or "Metadata_ObjectNumber" in metadata:
+        raise ValueError(
+            f"metadata keys must start with 'Metadata_' and not be Metadata_ObjectNumber, got {bad}"
+        )
+    opts = {"n_rings": n_rings, "glcm_levels": int(glcm_levels), "glcm_distances": glcm_distances,
+            "foci": foci}  # fmt: skip
+    return opts, metadata
+
+
+def _objects(labels: np.ndarray, object_numbers) -> tuple[list, np.ndarray, np.ndarray]:
+    """Bounding-box slices of the labels, the labels present, and the labels to measure."""
+    slices = ndi.find_objects(labels)
+    present = np.array([i + 1 for i, s in enumerate(slices) if s is not None], dtype=np.int64)
+    if object_numbers is None:
+        return slices, present, present
+    objs = np.asarray(object_numbers, dtype=np.int64).ravel()
+    missing = np.setdiff1d(objs, present)
+    if missing.size:
+        raise ValueError(
+            f"object_numbers {missing[:10].tolist()} do not occur in labels "
+            f"(present: {present.size} labels, {present.min()}..{present.max()})"
+        )
+    if np.unique(objs).size != objs.size:
+        raise ValueError("object_numbers contains duplicates")
+    return slices, present, objs
+
+
+def _nucleus_features(
+    img: np.ndarray, mask: np.ndarray, fams: tuple[str, ...], opts: dict, t: dict[str, float]
+) -> list[float]:
+    """Intensity, Texture and Chromatin features of one nucleus (its padded bounding box).
+
+    ``opts`` holds ``n_rings``, ``glcm_levels``, ``glcm_distances`` and the arguments of
+    :func:`_foci`; the seconds of each step are added to ``t``.
+    """
+    vals = img[mask]
+    depth = _depth(mask) if "Chromatin" in fams else None
+    vec: list[float] = []
+    if "Intensity" in fams:
+        t0 = time.perf_counter()
+        vec += _intensity(vals)
+        t["Intensity"] += time.perf_counter() - t0
+    if "Texture" in fams:
+        t0 = time.perf_counter()
+        vec += _glcm(img, mask, vals, opts["glcm_levels"], opts["glcm_distances"])
+        t1 = time.perf_counter()
+        vec += _lbp(img, mask, vals)
+        t["Texture.GLCM"] += t1 - t0
+        t["Texture.LBP"] += time.perf_counter() - t1
+    if "Chromatin" in fams:
+        t0 = time.perf_counter()
+        method, radius, k, min_area, sigma, min_contrast = opts["foci"]
+        vec += _foci(img, mask, vals, depth, method, int(radius), float(k), int(min_area),
+                     float(sigma), float(min_contrast))  # fmt: skip
+        t1 = time.perf_counter()
+        vec += _radial(mask, vals, depth, opts["n_rings"])
+        t["Chromatin.Foci"] += t1 - t0
+        t["Chromatin.Radial"] += time.perf_counter() - t1
+    return vec
+
+
+def _crop(image: np.ndarray, labels: np.ndarray, sl, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 image and mask of nucleus ``n`` in its bounding box grown by one pixel."""
+    rows, cols = labels.shape
+    r0, r1 = max(sl[0].start - 1, 0), min(sl[0].stop + 1, rows)
+    c0, c1 = max(sl[1].start - 1, 0), min(sl[1].stop + 1, cols)
+    return image[r0:r1, c0:c1].astype(np.float64), labels[r0:r1, c0:c1] == n
+
+
+def _table(out: np.ndarray, names: list[str], objs: np.ndarray, metadata: dict) -> pd.DataFrame:
+    """Assemble the output: metadata columns, ``Metadata_ObjectNumber``, the features."""
+    df = pd.DataFrame(out, columns=names)
+    df.insert(0, "Metadata_ObjectNumber", objs)
+    for i, (k, v) in enumerate(metadata.items()):
+        df.insert(i, k, v)
+    return df
+
+
+def _add_timings(timings: MutableMapping[str, float], t: dict[str, float], total: float) -> None:
+    """Add the step seconds ``t`` and the rest of ``total`` (``"Overhead"``) to ``timings``."""
+    for k, v in t.items():
+        timings[k] = timings.get(k, 0.0) + v
+    timings["Overhead"] = timings.get("Overhead", 0.0) + max(total - sum(t.values()), 0.0)
+
+
+# --------------------------------------------------------------------------------------------
 # public entry point
 # --------------------------------------------------------------------------------------------
 def extract_features(
@@ -402,56 +544,32 @@ def extract_features(
 ) -> pd.DataFrame:
     """Compute hand-crafted chromatin features for every labelled nucleus.
 
-    Each nucleus is processed through its bounding-box slice
-    (:func:`scipy.ndimage.find_objects`), so the cost grows with the number and size of nuclei,
-    not with the image size. See the module docstring for the definitions and conventions.
+    Each nucleus is measured in its bounding box, so the cost grows with the nuclei, not with
+    the image size. See the module docstring for the definitions and conventions.
 
     Parameters
     ----------
     image : numpy.ndarray
-        2-D chromatin (DNA stain) image, float or integer (e.g. uint16); raw intensities are
-        used, no normalisation is applied.
+        2-D chromatin (DNA stain) image, float or integer (e.g. uint16); raw intensities.
     labels : numpy.ndarray
         2-D integer label image of the same shape; 0 = background, ``n > 0`` = nucleus ``n``.
     object_numbers : sequence of int, optional
-        Label values to measure, in output order; all non-zero labels in ascending order when
-        None. Every requested value must occur in ``labels``.
+        Label values to measure (all must occur), in output order; default all, ascending.
     n_rings : int, default 4
-        Number of concentric rings of the radial distribution (ring 1 at the border, ring
-        ``n_rings`` at the centre).
+        Rings of the radial distribution (ring 1 at the border, ring ``n_rings`` at the centre).
     families : sequence of str, optional
         Subset of :data:`FEATURE_FAMILIES` to compute; all when None.
-    glcm_levels : int, default 16
-        Grey levels of the GLCM quantisation; mask pixels are mapped to ``1..glcm_levels`` by the
-        nucleus' own min-max range, outside pixels to level 0, which is dropped from the GLCM.
-    glcm_distances : sequence of int, default (1, 3)
-        Pixel distances of the GLCM; statistics are averaged over the angles 0, 45, 90, 135 deg.
-    foci_method : {"tophat", "threshold"}, default "tophat"
-        ``"tophat"``: white top-hat with a disk of radius ``foci_radius`` of the (Gaussian
-        smoothed) nucleus, outside pixels set to the nucleus median; foci pixels have a top-hat
-        above both the nucleus mean + ``foci_k`` standard deviations of the top-hat and
-        ``foci_min_contrast`` times the nucleus median intensity. ``"threshold"``: foci pixels
-        have a smoothed intensity above both the nucleus mean + ``foci_k`` standard deviations
-        and ``(1 + foci_min_contrast)`` times the nucleus median (bright rims also count).
-    foci_radius : int, default 3
-        Top-hat footprint radius in pixels; bright structures wider than about
-        ``2 * foci_radius + 1`` pixels are not foci.
-    foci_k : float, default 3.0
-        Threshold in standard deviations (see ``foci_method``).
-    foci_min_area : int, default 3
-        Smallest focus, in pixels (8-connected components).
-    foci_sigma : float, default 1.0
-        Gaussian smoothing (pixels) before foci detection; 0 disables it.
-    foci_min_contrast : float, default 0.1
-        Smallest relative contrast of a focus over its surroundings (fraction of the nucleus
-        median intensity); guards against calling noise foci in flat nuclei.
+    glcm_levels, glcm_distances : int and sequence of int, default 16 and (1, 3)
+        Grey levels and pixel distances of the GLCM (module docstring, ``Texture``).
+    foci_method, foci_radius, foci_k, foci_min_area, foci_sigma, foci_min_contrast : optional
+        Foci detection: ``"tophat"`` or ``"threshold"``, top-hat disk radius (px), threshold in
+        standard deviations, smallest focus (px), Gaussian smoothing (px, 0: none), smallest
+        contrast (fraction of the median); see the module docstring, ``Foci detection``.
     metadata : mapping, optional
-        Constant columns to add to every row, e.g. ``{"Metadata_Plate": "P1",
-        "Metadata_Well": "A01", "Metadata_Site": 1}``; keys must start with ``Metadata_``.
+        Constant ``Metadata_`` columns added to every row, e.g. ``{"Metadata_Well": "A01"}``.
     timings : dict, optional
-        If given, seconds spent per step are added to it under the keys ``"AreaShape"``,
-        ``"Intensity"``, ``"Texture.GLCM"``, ``"Texture.LBP"``, ``"Chromatin.Foci"``,
-        ``"Chromatin.Radial"`` and ``"Overhead"`` (cropping, depth map, assembly).
+        Seconds per step are added to it: ``"AreaShape"``, ``"Intensity"``, ``"Texture.GLCM"``,
+        ``"Texture.LBP"``, ``"Chromatin.Foci"``, ``"Chromatin.Radial"``, ``"Overhead"``.
 
     Returns
     -------
@@ -464,129 +582,28 @@ def extract_features(
     ValueError
         If the shapes differ, the arrays are not 2-D, ``labels`` is not an integer label image
         or has no nuclei, a requested object number is absent, or a parameter is out of range.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> yy, xx = np.mgrid[:64, :64]
-    >>> labels = ((yy - 32) ** 2 + (xx - 32) ** 2 <= 15**2).astype(np.int32)
-    >>> image = np.where(labels > 0, 100.0, 0.0)
-    >>> df = extract_features(image, labels)
-    >>> df.shape[0], round(float(df["Nuclei_AreaShape_Eccentricity"].iloc[0]), 2)
-    (1, 0.0)
     """
     t_start = time.perf_counter()
     image, labels = _validate(image, labels)
     fams = _check_families(families)
-    n_rings = int(n_rings)
-    if n_rings < 1:
-        raise ValueError(f"n_rings must be >= 1, got {n_rings}")
-    glcm_distances = tuple(int(d) for d in glcm_distances)
-    if not glcm_distances or min(glcm_distances) < 1:
-        raise ValueError(f"glcm_distances must be positive integers, got {glcm_distances}")
-    if not 2 <= int(glcm_levels) <= 256:
-        raise ValueError(f"glcm_levels must be in 2..256, got {glcm_levels}")
-    if foci_method not in ("tophat", "threshold"):
-        raise ValueError(f"foci_method must be 'tophat' or 'threshold', got {foci_method!r}")
-    if foci_radius < 1:
-        raise ValueError(f"foci_radius must be >= 1, got {foci_radius}")
-    if foci_min_area < 1:
-        raise ValueError(f"foci_min_area must be >= 1, got {foci_min_area}")
-    metadata = dict(metadata or {})
-    bad = [k for k in metadata if not str(k).startswith("Metadata_")]
-    if bad or "Metadata_ObjectNumber" in metadata:
-        raise ValueError(
-            f"metadata keys must start with 'Metadata_' and not be Metadata_ObjectNumber, got {bad}"
-        )
-
-    slices = ndi.find_objects(labels)
-    present = np.array([i + 1 for i, s in enumerate(slices) if s is not None], dtype=np.int64)
-    if object_numbers is None:
-        objs = present
-    else:
-        objs = np.asarray(object_numbers, dtype=np.int64).ravel()
-        missing = np.setdiff1d(objs, present)
-        if missing.size:
-            raise ValueError(
-                f"object_numbers {missing[:10].tolist()} do not occur in labels "
-                f"(present: {present.size} labels, {present.min()}..{present.max()})"
-            )
-        if np.unique(objs).size != objs.size:
-            raise ValueError("object_numbers contains duplicates")
-
-    names = feature_names(n_rings, fams, glcm_distances)
+    foci = (foci_method, foci_radius, foci_k, foci_min_area, foci_sigma, foci_min_contrast)
+    opts, metadata = _check_options(n_rings, glcm_levels, glcm_distances, foci, metadata)
+    slices, present, objs = _objects(labels, object_numbers)
+    names = feature_names(opts["n_rings"], fams, opts["glcm_distances"])
     out = np.full((objs.size, len(names)), np.nan, dtype=np.float64)
-    t: dict[str, float] = dict.fromkeys(
-        (
-            "AreaShape",
-            "Intensity",
-            "Texture.GLCM",
-            "Texture.LBP",
-            "Chromatin.Foci",
-            "Chromatin.Radial",
-        ),
-        0.0,
-    )
-
+    t: dict[str, float] = dict.fromkeys(_TIMED_STEPS, 0.0)
     col = 0
-    if "AreaShape" in fams:
+    if "AreaShape" in fams:  # one regionprops table for all nuclei
         t0 = time.perf_counter()
         block = _areashape_table(labels, objs, present.size)
         out[:, : block.shape[1]] = block
         col = block.shape[1]
         t["AreaShape"] += time.perf_counter() - t0
-
-    per_nucleus = [f for f in fams if f != "AreaShape"]
-    if per_nucleus and objs.size:
-        rows, cols = labels.shape
-        need_depth = "Chromatin" in fams
+    if any(f != "AreaShape" for f in fams):  # the others: each nucleus in its bounding box
         for row, n in enumerate(objs):
-            sl = slices[n - 1]
-            r0, r1 = max(sl[0].start - 1, 0), min(sl[0].stop + 1, rows)
-            c0, c1 = max(sl[1].start - 1, 0), min(sl[1].stop + 1, cols)
-            mask = labels[r0:r1, c0:c1] == n
-            img = image[r0:r1, c0:c1].astype(np.float64)
-            vals = img[mask]
-            depth = _depth(mask) if need_depth else None
-            vec: list[float] = []
-            if "Intensity" in fams:
-                t0 = time.perf_counter()
-                vec += _intensity(vals)
-                t["Intensity"] += time.perf_counter() - t0
-            if "Texture" in fams:
-                t0 = time.perf_counter()
-                vec += _glcm(img, mask, vals, int(glcm_levels), glcm_distances)
-                t1 = time.perf_counter()
-                vec += _lbp(img, mask, vals)
-                t["Texture.GLCM"] += t1 - t0
-                t["Texture.LBP"] += time.perf_counter() - t1
-            if "Chromatin" in fams:
-                t0 = time.perf_counter()
-                vec += _foci(
-                    img,
-                    mask,
-                    vals,
-                    depth,
-                    foci_method,
-                    int(foci_radius),
-                    float(foci_k),
-                    int(foci_min_area),
-                    float(foci_sigma),
-                    float(foci_min_contrast),
-                )
-                t1 = time.perf_counter()
-                vec += _radial(mask, vals, depth, n_rings)
-                t["Chromatin.Foci"] += t1 - t0
-                t["Chromatin.Radial"] += time.perf_counter() - t1
-            out[row, col:] = vec
-
-    df = pd.DataFrame(out, columns=names)
-    df.insert(0, "Metadata_ObjectNumber", objs)
-    for i, (k, v) in enumerate(metadata.items()):
-        df.insert(i, k, v)
+            img, mask = _crop(image, labels, slices[n - 1], n)
+            out[row, col:] = _nucleus_features(img, mask, fams, opts, t)
+    df = _table(out, names, objs, metadata)
     if timings is not None:
-        total = time.perf_counter() - t_start
-        for k, v in t.items():
-            timings[k] = timings.get(k, 0.0) + v
-        timings["Overhead"] = timings.get("Overhead", 0.0) + max(total - sum(t.values()), 0.0)
+        _add_timings(timings, t, time.perf_counter() - t_start)
     return df

@@ -21,7 +21,6 @@ from scipy.optimize import linear_sum_assignment
 
 __all__ = [
     "DSB_THRESHOLDS",
-    "ap_at",
     "average_precision_dsb",
     "classify_instances",
     "map_dsb",
@@ -172,26 +171,6 @@ def map_dsb(true: np.ndarray, pred: np.ndarray) -> float:
         Score in ``[0, 1]`` (1.0 if both are empty, 0.0 if only one is).
     """
     return float(average_precision_dsb(true, pred, DSB_THRESHOLDS).mean())
-
-
-def ap_at(true: np.ndarray, pred: np.ndarray, t: float = 0.5) -> float:
-    """Compute the DSB average precision ``TP / (TP + FP + FN)`` at one IoU threshold.
-
-    Parameters
-    ----------
-    true : numpy.ndarray
-        Ground-truth label image (0 = background).
-    pred : numpy.ndarray
-        Predicted label image of the same shape.
-    t : float, optional
-        IoU threshold; a pair matches when IoU > t. Default 0.5.
-
-    Returns
-    -------
-    float
-        Score in ``[0, 1]``.
-    """
-    return float(average_precision_dsb(true, pred, [t])[0])
 
 
 def pixel_iou(true: np.ndarray, pred: np.ndarray) -> float:

@@ -1,10 +1,12 @@
 """Which over-expression conditions differ from control: per-condition classification screen.
 
 For every non-control condition a classifier is trained to separate that condition's nuclei
-from control (``EMPTY``) nuclei; its balanced accuracy, cross-validated with folds grouped by
-well (plate + well), measures how distinguishable the condition is. Balanced accuracy near 0.5
-means "looks like control"; the conditions above the elbow of the ranked curve are called
-*impactful* (Image2Reg's selection of conditions with a chromatin phenotype).
+from control nuclei (:data:`i2r_utils.columns.CONTROL`); its balanced accuracy, cross-validated
+with folds grouped by well (plate + well), measures how distinguishable the condition is.
+Balanced accuracy near 0.5 means "looks like control"; the conditions above the elbow of the
+ranked curve are called *impactful* (Image2Reg's selection of conditions with a chromatin
+phenotype). :func:`fold_assignment` then deals the conditions into the folds of held-out
+conditions used by the encoders and profiles (impactful conditions spread evenly).
 
 Features are all non-``Metadata_`` columns of the table (e.g. the output of
 :func:`i2r_utils.features.extract_features`).
@@ -28,13 +30,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
+from i2r_utils.columns import CONTROL
+
 __all__ = [
     "call_impactful",
     "call_precision_recall",
     "elbow_threshold",
+    "fold_assignment",
     "group_keys",
     "grouped_cv_splits",
-    "plot_screen",
     "screen_conditions",
     "select_impactful",
 ]
@@ -140,104 +144,30 @@ def _condition_seed(seed: int, condition) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(str(condition).encode())])
 
 
-def screen_conditions(
-    df: pd.DataFrame,
-    condition_col: str = "Metadata_Condition",
-    control: str = "EMPTY",
-    group_col: str | Sequence[str] | None = None,
-    n_splits: int = 4,
-    seed: int = 0,
-    max_nuclei_per_condition: int | None = None,
-    classifier: str | BaseEstimator = "logistic",
-    progress: bool = True,
-    *,
-    control_ratio: float = 1.0,
-    features: Sequence[str] | None = None,
-    conditions: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Cross-validated balanced accuracy of each condition against control nuclei.
-
-    For each non-control condition: its nuclei (at most ``max_nuclei_per_condition``, sampled)
-    and ``control_ratio`` times as many control nuclei sampled from all control wells form a
-    binary problem; a pipeline median imputation -> standardisation -> classifier is fitted and
-    scored by balanced accuracy over ``min(n_splits, groups of the condition, groups of the
-    control)`` folds of :func:`grouped_cv_splits`, so no well contributes to both training and
-    test data. Standardisation and imputation are fitted inside each training fold. Sampling is
-    seeded per condition (``seed`` and the condition name), hence deterministic and independent
-    of the other conditions in the table.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        One row per nucleus; ``Metadata_*`` columns (including ``condition_col`` and the group
-        columns) and numeric feature columns.
-    condition_col : str, default "Metadata_Condition"
-        Column naming the over-expressed gene of each nucleus.
-    control : str, default "EMPTY"
-        Label of the control condition in ``condition_col``.
-    group_col : str or sequence of str, optional
-        Column(s) identifying a well; see :func:`group_keys` (default plate + well when
-        ``Metadata_Plate`` exists, else well).
-    n_splits : int, default 4
-        Maximum number of cross-validation folds.
-    seed : int, default 0
-        Seed for the sampling of nuclei, the fold assignment and the random forest.
-    max_nuclei_per_condition : int, optional
-        Cap on the nuclei of a condition (random sample); no cap when None.
-    classifier : {"logistic", "random_forest"} or estimator, default "logistic"
-        L2 logistic regression (``C=1``), a random forest (200 trees) or any scikit-learn
-        classifier (cloned).
-    progress : bool, default True
-        Show a tqdm progress bar over conditions.
-    control_ratio : float, default 1.0
-        Number of control nuclei sampled per condition nucleus (all controls if fewer).
-    features : sequence of str, optional
-        Feature columns; default all columns not starting with ``Metadata_``.
-    conditions : sequence of str, optional
-        Conditions to screen; default all non-control conditions (sorted).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per condition, sorted by decreasing balanced accuracy, with columns
-        ``condition_col``, ``balanced_accuracy`` (mean over folds), ``balanced_accuracy_sd``
-        (sample sd over folds), ``n_folds``, ``n_nuclei``, ``n_nuclei_control``, ``n_groups``,
-        ``n_groups_control``. ``attrs`` records the parameters and the feature columns dropped
-        because they are entirely NaN (``dropped_features``); other missing values are imputed
-        with the training-fold median.
-
-    Raises
-    ------
-    ValueError
-        If there are no control rows, a condition or the control has nuclei from fewer than 2
-        groups (wells), a feature column is not numeric or holds infinite values, or a
-        parameter is invalid.
-    """
+def _check_screen_args(
+    df: pd.DataFrame, condition_col: str, n_splits: int, max_nuclei: int | None,
+    control_ratio: float, classifier, seed: int,
+) -> None:  # fmt: skip
+    """Raise ValueError for a missing condition column or an invalid parameter."""
     if condition_col not in df.columns:
         raise ValueError(f"condition column {condition_col!r} not in the table")
     if df[condition_col].isna().any():
         raise ValueError(f"{condition_col} has missing values; label or drop those rows")
     if n_splits < 2:
         raise ValueError(f"n_splits must be >= 2, got {n_splits}")
-    if max_nuclei_per_condition is not None and max_nuclei_per_condition < 2:
-        raise ValueError(f"max_nuclei_per_condition must be >= 2, got {max_nuclei_per_condition}")
+    if max_nuclei is not None and max_nuclei < 2:
+        raise ValueError(f"max_nuclei_per_condition must be >= 2, got {max_nuclei}")
     if control_ratio <= 0:
         raise ValueError(f"control_ratio must be > 0, got {control_ratio}")
     _make_classifier(classifier, seed)  # validate early
 
-    cond = df[condition_col].to_numpy()
-    is_ctrl = cond == control
-    if not is_ctrl.any():
-        seen = pd.unique(df[condition_col])[:10].tolist()
-        raise ValueError(
-            f"no control rows: no row has {condition_col} == {control!r} (conditions seen: "
-            f"{seen}); pass control= with the label of the control wells"
-        )
-    feats = (
-        [c for c in df.columns if not str(c).startswith("Metadata_")]
-        if features is None
-        else list(features)
-    )
+
+def _feature_matrix(
+    df: pd.DataFrame, features: Sequence[str] | None
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Feature matrix without all-NaN columns; the feature columns and the dropped ones."""
+    feats = list(features) if features is not None else [
+        c for c in df.columns if not str(c).startswith("Metadata_")]  # fmt: skip
     if not feats:
         raise ValueError("no feature columns (all columns start with 'Metadata_')")
     missing = [c for c in feats if c not in df.columns]
@@ -259,8 +189,79 @@ def screen_conditions(
         raise ValueError("every feature column is entirely NaN")
     if dropped:
         X = X[:, ~all_nan]
-    groups, gcols = group_keys(df, group_col)
+    return X, feats, dropped
 
+
+def _fold_scores(
+    X: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int, classifier, seed: int
+) -> list[float]:
+    """Balanced accuracy on each of ``k`` grouped folds (folds missing a class are skipped)."""
+    scores = []
+    for tr, te in grouped_cv_splits(y, groups, k, seed):
+        if np.unique(y[tr]).size < 2 or np.unique(y[te]).size < 2:
+            continue  # a fold without one class cannot be scored
+        model = _make_classifier(classifier, seed)
+        with warnings.catch_warnings():
+            # a column that is all-NaN in one training fold is dropped by the imputer
+            warnings.filterwarnings("ignore", "Skipping features without any observed")
+            model.fit(X[tr], y[tr])
+        scores.append(balanced_accuracy_score(y[te], model.predict(X[te])))
+    return scores
+
+
+def _screen_one(c, X: np.ndarray, cond: np.ndarray, groups: np.ndarray, ctrl_idx: np.ndarray,
+                opts: dict) -> dict:  # fmt: skip
+    """Sample one condition's and control nuclei, score their classifier: one screen row."""
+    rng = _condition_seed(opts["seed"], c)
+    idx = np.flatnonzero(cond == c)
+    n_g = np.unique(groups[idx]).size
+    if n_g < 2:
+        col = opts["condition_col"]
+        raise ValueError(
+            f"condition {c!r} has nuclei from only {n_g} group(s) (well) of "
+            f"{opts['group_cols']}; grouped cross-validation needs at least 2 wells per "
+            f"condition (ideally >= n_splits={opts['n_splits']}). Drop it "
+            f"(df[df[{col!r}] != {c!r}]), pass conditions= without it, or use a finer "
+            "group_col (e.g. add Metadata_Site)"
+        )
+    cap = opts["max_nuclei"]
+    if cap is not None and idx.size > cap:
+        idx = np.sort(rng.choice(idx, cap, replace=False))
+    n_ctrl = min(ctrl_idx.size, max(int(np.ceil(opts["control_ratio"] * idx.size)), 2))
+    cidx = np.sort(rng.choice(ctrl_idx, n_ctrl, replace=False))
+    sel = np.concatenate([cidx, idx])
+    y = np.r_[np.zeros(cidx.size, int), np.ones(idx.size, int)]
+    n_g_ctrl = np.unique(groups[cidx]).size
+    k = min(opts["n_splits"], np.unique(groups[idx]).size, n_g_ctrl)
+    scores = []
+    if k >= 2:
+        scores = _fold_scores(X[sel], y, groups[sel], k, opts["classifier"], opts["seed"])
+    return {
+        opts["condition_col"]: c,
+        _SCORE: float(np.mean(scores)) if scores else np.nan,
+        f"{_SCORE}_sd": float(np.std(scores, ddof=1)) if len(scores) > 1 else np.nan,
+        "n_folds": len(scores),
+        "n_nuclei": int(idx.size),
+        "n_nuclei_control": int(cidx.size),
+        "n_groups": int(np.unique(groups[idx]).size),
+        "n_groups_control": int(n_g_ctrl),
+    }
+
+
+def _screen_inputs(
+    df: pd.DataFrame, condition_col: str, control: str, group_col, features, conditions
+) -> dict:
+    """Check the table; return conditions, control rows, features and wells of the screen."""
+    cond = df[condition_col].to_numpy()
+    is_ctrl = cond == control
+    if not is_ctrl.any():
+        seen = pd.unique(df[condition_col])[:10].tolist()
+        raise ValueError(
+            f"no control rows: no row has {condition_col} == {control!r} (conditions seen: "
+            f"{seen}); pass control= with the label of the control wells"
+        )
+    X, feats, dropped = _feature_matrix(df, features)
+    groups, gcols = group_keys(df, group_col)
     ctrl_idx = np.flatnonzero(is_ctrl)
     n_groups_ctrl_all = np.unique(groups[ctrl_idx]).size
     if n_groups_ctrl_all < 2:
@@ -275,81 +276,108 @@ def screen_conditions(
         absent = [c for c in todo if c == control or not (cond == c).any()]
         if absent:
             raise ValueError(f"conditions {absent} are the control or absent from {condition_col}")
+    return {"cond": cond, "ctrl_idx": ctrl_idx, "X": X, "n_features": len(feats) - len(dropped),
+            "dropped": dropped, "groups": groups, "group_cols": gcols, "todo": todo}  # fmt: skip
 
-    rows = []
-    for c in tqdm(todo, desc="screen", disable=not progress):
-        rng = _condition_seed(seed, c)
-        idx = np.flatnonzero(cond == c)
-        n_g = np.unique(groups[idx]).size
-        if n_g < 2:
-            raise ValueError(
-                f"condition {c!r} has nuclei from only {n_g} group(s) (well) of {gcols}; "
-                "grouped cross-validation needs at least 2 wells per condition (ideally "
-                f">= n_splits={n_splits}). Drop it (df[df[{condition_col!r}] != {c!r}]), pass "
-                "conditions= without it, or use a finer group_col (e.g. add Metadata_Site)"
-            )
-        if max_nuclei_per_condition is not None and idx.size > max_nuclei_per_condition:
-            idx = np.sort(rng.choice(idx, max_nuclei_per_condition, replace=False))
-        n_ctrl = min(ctrl_idx.size, max(int(np.ceil(control_ratio * idx.size)), 2))
-        cidx = np.sort(rng.choice(ctrl_idx, n_ctrl, replace=False))
-        sel = np.concatenate([cidx, idx])
-        y = np.r_[np.zeros(cidx.size, int), np.ones(idx.size, int)]
-        g = groups[sel]
-        n_g_ctrl = np.unique(groups[cidx]).size
-        k = min(n_splits, np.unique(groups[idx]).size, n_g_ctrl)
-        scores = []
-        Xs = X[sel]
-        if k >= 2:
-            for tr, te in grouped_cv_splits(y, g, k, seed):
-                if np.unique(y[tr]).size < 2 or np.unique(y[te]).size < 2:
-                    continue  # a fold without one class cannot be scored
-                model = _make_classifier(classifier, seed)
-                with warnings.catch_warnings():
-                    # a column that is all-NaN in one training fold is dropped by the imputer
-                    warnings.filterwarnings("ignore", "Skipping features without any observed")
-                    model.fit(Xs[tr], y[tr])
-                scores.append(balanced_accuracy_score(y[te], model.predict(Xs[te])))
-        rows.append(
-            {
-                condition_col: c,
-                _SCORE: float(np.mean(scores)) if scores else np.nan,
-                f"{_SCORE}_sd": float(np.std(scores, ddof=1)) if len(scores) > 1 else np.nan,
-                "n_folds": len(scores),
-                "n_nuclei": int(idx.size),
-                "n_nuclei_control": int(cidx.size),
-                "n_groups": int(np.unique(groups[idx]).size),
-                "n_groups_control": int(n_g_ctrl),
-            }
-        )
-    res = pd.DataFrame(
-        rows,
-        columns=[
-            condition_col,
-            _SCORE,
-            f"{_SCORE}_sd",
-            "n_folds",
-            "n_nuclei",
-            "n_nuclei_control",
-            "n_groups",
-            "n_groups_control",
-        ],
-    )
+
+def _result_table(rows: list[dict], opts: dict, control: str, n_features: int, dropped: list):
+    """Build the screen table, sorted by decreasing score, with the parameters in ``attrs``."""
+    col, classifier = opts["condition_col"], opts["classifier"]
+    columns = [col, _SCORE, f"{_SCORE}_sd", "n_folds", "n_nuclei", "n_nuclei_control",
+               "n_groups", "n_groups_control"]  # fmt: skip
+    res = pd.DataFrame(rows, columns=columns)
     res = res.sort_values(
-        [_SCORE, condition_col], ascending=[False, True], na_position="last", kind="stable"
+        [_SCORE, col], ascending=[False, True], na_position="last", kind="stable"
     ).reset_index(drop=True)
     res.attrs.update(
-        {
-            "condition_col": condition_col,
-            "control": control,
-            "group_cols": gcols,
-            "n_splits": n_splits,
-            "seed": seed,
-            "classifier": classifier if isinstance(classifier, str) else repr(classifier),
-            "n_features": len(feats) - len(dropped),
-            "dropped_features": dropped,
-        }
-    )
+        condition_col=col, control=control, group_cols=opts["group_cols"],
+        n_splits=opts["n_splits"], seed=opts["seed"],
+        classifier=classifier if isinstance(classifier, str) else repr(classifier),
+        n_features=n_features, dropped_features=dropped,
+    )  # fmt: skip
     return res
+
+
+def screen_conditions(
+    df: pd.DataFrame,
+    condition_col: str = "Metadata_Condition",
+    control: str = CONTROL,
+    group_col: str | Sequence[str] | None = None,
+    n_splits: int = 4,
+    seed: int = 0,
+    max_nuclei_per_condition: int | None = None,
+    classifier: str | BaseEstimator = "logistic",
+    progress: bool = True,
+    *,
+    control_ratio: float = 1.0,
+    features: Sequence[str] | None = None,
+    conditions: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Cross-validated balanced accuracy of each condition against control nuclei.
+
+    For each non-control condition, its nuclei (at most ``max_nuclei_per_condition``) and
+    ``control_ratio`` times as many control nuclei from all control wells form a binary problem:
+    median imputation, standardisation and the classifier are fitted in each training fold of
+    ``min(n_splits, wells of the condition, wells of the control)`` folds of
+    :func:`grouped_cv_splits` (no well in both training and test data) and scored by balanced
+    accuracy. Sampling is seeded by ``seed`` and the condition name: deterministic and
+    independent of the other conditions in the table.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per nucleus: ``Metadata_*`` columns (condition, wells) and numeric features.
+    condition_col : str, default "Metadata_Condition"
+        Column naming the over-expressed gene of each nucleus.
+    control : str, default :data:`i2r_utils.columns.CONTROL`
+        Label of the control condition in ``condition_col``.
+    group_col : str or sequence of str, optional
+        Column(s) identifying a well; see :func:`group_keys` (default plate + well).
+    n_splits : int, default 4
+        Maximum number of cross-validation folds.
+    seed : int, default 0
+        Seed of the sampling of nuclei, the cross-validation folds and the random forest.
+    max_nuclei_per_condition : int, optional
+        Cap on the nuclei of a condition (random sample); no cap when None.
+    classifier : {"logistic", "random_forest"} or estimator, default "logistic"
+        L2 logistic regression (``C=1``), a random forest (200 trees) or any scikit-learn
+        classifier (cloned).
+    progress : bool, default True
+        Show a tqdm progress bar over conditions.
+    control_ratio : float, default 1.0
+        Control nuclei sampled per condition nucleus (all controls if fewer).
+    features, conditions : sequence of str, optional
+        Feature columns (default: all non-``Metadata_`` columns) and conditions to screen
+        (default: all non-control conditions, sorted).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per condition, by decreasing balanced accuracy: ``condition_col``,
+        ``balanced_accuracy`` (mean over folds) and its sample sd ``balanced_accuracy_sd``,
+        ``n_folds``, ``n_nuclei``, ``n_nuclei_control``, ``n_groups``, ``n_groups_control``.
+        ``attrs``: the parameters and ``dropped_features`` (entirely NaN columns; other missing
+        values are imputed with the training-fold median).
+
+    Raises
+    ------
+    ValueError
+        If there are no control rows, a condition or the control has nuclei from fewer than 2
+        wells, a feature column is not numeric or holds infinite values, or a parameter is
+        invalid.
+    """
+    _check_screen_args(
+        df, condition_col, n_splits, max_nuclei_per_condition, control_ratio, classifier, seed
+    )
+    d = _screen_inputs(df, condition_col, control, group_col, features, conditions)
+    opts = {"condition_col": condition_col, "group_cols": d["group_cols"], "n_splits": n_splits,
+            "seed": seed, "max_nuclei": max_nuclei_per_condition,
+            "control_ratio": control_ratio, "classifier": classifier}  # fmt: skip
+    rows = [
+        _screen_one(c, d["X"], d["cond"], d["groups"], d["ctrl_idx"], opts)
+        for c in tqdm(d["todo"], desc="screen", disable=not progress)
+    ]
+    return _result_table(rows, opts, control, d["n_features"], d["dropped"])
 
 
 def elbow_threshold(scores) -> float:
@@ -436,8 +464,8 @@ def select_impactful(
 
     Rule: conditions scoring strictly above ``threshold`` are impactful (the elbow of the
     ranked scores by default, :func:`elbow_threshold`). **Fallback**: if that leaves fewer
-    than ``min_conditions`` conditions (downstream stages need a few classes to train an
-    encoder and to hold one out), the ``min_conditions`` best-scoring conditions are called
+    than ``min_conditions`` conditions (the encoder needs a few classes to train on, and
+    translation one to hold out), the ``min_conditions`` best-scoring conditions are called
     instead (ties broken by name), and ``attrs["fallback"]`` is True. A warning says so.
 
     Parameters
@@ -494,7 +522,7 @@ def call_precision_recall(
     truth: pd.DataFrame,
     condition_col: str = "Metadata_Condition",
     truth_col: str = "has_phenotype",
-    control: str = "EMPTY",
+    control: str = CONTROL,
 ) -> dict:
     """Precision and recall of the impactful call against known truth (synthetic screens).
 
@@ -509,7 +537,7 @@ def call_precision_recall(
         Condition column of both tables.
     truth_col : str, default "has_phenotype"
         True where the condition has a simulated phenotype.
-    control : str, default "EMPTY"
+    control : str, default :data:`i2r_utils.columns.CONTROL`
         Control label, excluded.
 
     Returns
@@ -542,90 +570,52 @@ def call_precision_recall(
     }
 
 
-def plot_screen(
-    results: pd.DataFrame,
-    threshold: float | None = None,
-    ax=None,
-    *,
-    score_col: str = _SCORE,
-    condition_col: str | None = None,
-    chance: float | None = 0.5,
-    null_conditions=None,
-):
-    """Rank conditions by balanced accuracy and mark the impactful threshold.
+def fold_assignment(
+    conditions: Sequence[str],
+    n_folds: int,
+    seed: int = 0,
+    impactful: Sequence[str] | None = None,
+    control: str = CONTROL,
+) -> pd.DataFrame:
+    """Assign every non-control condition to exactly one of ``n_folds`` folds.
+
+    Impactful conditions are shuffled and dealt round-robin first, the others continue the
+    deal, so folds differ by at most one condition and the impactful conditions (the
+    encoder's classes) are spread evenly. ``n_folds`` = number of conditions gives
+    leave-one-condition-out.
 
     Parameters
     ----------
-    results : pandas.DataFrame
-        Output of :func:`screen_conditions` or :func:`call_impactful`.
-    threshold : float, optional
-        Drawn as a horizontal line; conditions above it are highlighted. Nothing is drawn when
-        None (the ``impactful`` column, if any, still colours the points).
-    ax : matplotlib.axes.Axes, optional
-        Axes to draw on; a new figure sized to the number of conditions when None.
-    score_col : str, default "balanced_accuracy"
-        Score column; error bars from ``<score_col>_sd`` when present.
-    condition_col : str, optional
-        Label column; ``results.attrs["condition_col"]``, else ``Metadata_Condition``, else the
-        first non-numeric column.
-    chance : float or None, default 0.5
-        Chance level drawn as a dotted line; None to omit.
-    null_conditions : collection of str, optional
-        Conditions known to have no phenotype (e.g. simulated nulls), drawn as open squares
-        around their points and named in the legend.
+    conditions : sequence of str
+        Condition labels (duplicates and the control are ignored).
+    n_folds : int
+        Number of folds, 1 < ``n_folds`` <= number of conditions.
+    seed : int
+        Random seed of the deal.
+    impactful : sequence of str, optional
+        Impactful conditions (dealt first); all conditions are treated alike when None.
+    control : str
+        Control condition, never assigned.
 
     Returns
     -------
-    matplotlib.figure.Figure
-        The figure holding the plot.
+    pandas.DataFrame
+        ``Metadata_Condition``, ``Metadata_Fold`` (0..n_folds-1) and ``Metadata_Impactful``,
+        sorted by condition.
     """
-    import matplotlib.pyplot as plt
-
-    if condition_col is None:
-        condition_col = results.attrs.get("condition_col")
-        if condition_col not in results.columns:
-            condition_col = "Metadata_Condition"
-        if condition_col not in results.columns:
-            obj = [c for c in results.columns if not pd.api.types.is_numeric_dtype(results[c])]
-            if not obj:
-                raise ValueError("cannot find the condition column; pass condition_col=")
-            condition_col = obj[0]
-    res = results.sort_values(score_col, ascending=False, na_position="last", kind="stable")
-    n = len(res)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * n + 1.5), 4.5), layout="constrained")
-    else:
-        fig = ax.figure
-    x = np.arange(n)
-    s = res[score_col].to_numpy(dtype=float)
-    if "impactful" in res.columns:
-        hit = res["impactful"].to_numpy(dtype=bool)
-    elif threshold is not None:
-        hit = s > threshold
-    else:
-        hit = np.zeros(n, bool)
-    sd_col = f"{score_col}_sd"
-    yerr = res[sd_col].to_numpy(dtype=float) if sd_col in res.columns else None
-    ax.errorbar(x, s, yerr=yerr, fmt="none", ecolor="0.6", elinewidth=0.8, capsize=0, zorder=1)
-    ax.scatter(x[~hit], s[~hit], s=22, color="0.45", zorder=2, label="not impactful")
-    if hit.any():
-        ax.scatter(x[hit], s[hit], s=26, color="tab:red", zorder=3, label="impactful")
-    if null_conditions is not None:
-        null = res[condition_col].isin(set(null_conditions)).to_numpy()
-        if null.any():
-            ax.scatter(x[null], s[null], s=90, marker="s", facecolors="none",
-                       edgecolors="tab:blue", linewidths=1.2, zorder=4,
-                       label="simulated null (no phenotype)")  # fmt: skip
-    if threshold is not None:
-        ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"threshold {threshold:.3f}")
-    if chance is not None:
-        ax.axhline(chance, color="0.3", ls=":", lw=1, label=f"chance {chance:g}")
-    fontsize = 9 if n <= 30 else 7 if n <= 70 else 5
-    ax.set_xticks(x)
-    ax.set_xticklabels(res[condition_col].astype(str), rotation=90, fontsize=fontsize)
-    ax.set_xlim(-0.7, n - 0.3)
-    ax.set_xlabel("condition (ranked)")
-    ax.set_ylabel("balanced accuracy vs control" if score_col == _SCORE else score_col)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8, frameon=False)
-    return fig
+    conds = sorted({str(c) for c in conditions} - {control})
+    if not 2 <= n_folds <= len(conds):
+        raise ValueError(f"n_folds={n_folds}: use 2 to {len(conds)} (the number of conditions)")
+    imp = set(conds) if impactful is None else {str(c) for c in impactful} & set(conds)
+    rng = np.random.default_rng([seed, 7])
+    first = list(rng.permutation(sorted(imp)))
+    rest = list(rng.permutation(sorted(set(conds) - imp)))
+    order = first + rest
+    out = pd.DataFrame(
+        {
+            "Metadata_Condition": order,
+            "Metadata_Fold": np.arange(len(order)) % n_folds,
+            "Metadata_Impactful": [c in imp for c in order],
+        }
+    )
+    return out.sort_values("Metadata_Condition", ignore_index=True)
