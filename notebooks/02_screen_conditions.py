@@ -35,8 +35,8 @@ import pandas as pd
 
 from i2r_utils.artifacts import artifact
 from i2r_utils.columns import CONTROL
-from i2r_utils.io import write_json, write_table
-from i2r_utils.nuclei import load_screen_metadata, merge_plates, select_plates
+from i2r_utils.io import load_metadata, write_json, write_table
+from i2r_utils.nuclei import merge_plates, select_plates
 from i2r_utils.plotting import save_figure
 from i2r_utils.screen import (
     call_precision_recall,
@@ -51,7 +51,7 @@ from i2r_utils.screen import (
 # table (`nuclei`: metadata of every nucleus; `features`: metadata + feature columns).
 
 # %%
-meta = load_screen_metadata(data_dir)
+meta = load_metadata(data_dir, require_masks=False)
 nuclei, features, counts = merge_plates(artifact(work_dir, "nuclei_dir"), select_plates(meta))
 write_table(nuclei, artifact(work_dir, "nuclei"))
 print(f"{len(nuclei)} nuclei kept of {int(counts.n_objects.sum())} objects in {len(counts)} images")

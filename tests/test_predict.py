@@ -115,10 +115,10 @@ def trained_results(tmp_path_factory, tiny_screen):
         EncoderParams,
         embed,
         embedding_table,
-        fold_assignment,
         load_or_train_fold,
     )
     from i2r_utils.io import write_table
+    from i2r_utils.screen import fold_assignment
 
     torch.set_num_threads(1)
     screen = tiny_screen
