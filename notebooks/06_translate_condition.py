@@ -50,7 +50,6 @@ from i2r_utils.directions import (
     ImageToGene,
     choose_direction,
     inner_direction_scores,
-    permuted_ranks,
     rank_candidates,
     training_set,
 )
@@ -58,7 +57,7 @@ from i2r_utils.io import InputError, read_table, write_json, write_table
 from i2r_utils.kernels import KERNELS
 from i2r_utils.plotting import save_figure
 from i2r_utils.profiles import translation_profiles
-from i2r_utils.ranking import METRICS, ranks_of, true_rank
+from i2r_utils.ranking import METRICS, fuse_ranks, ranks_of, true_rank
 from i2r_utils.ridge import permutations
 
 # %% [markdown]
@@ -190,9 +189,12 @@ mean_embedding_rank = int(ranks_of(y_train.mean(0)[None], genes, gene, metric)[0
 permutation = {}
 if random_baseline and n_permutations > 0:
     perms = permutations(len(y_train), n_permutations, seed)  # row i gets the gene of p[i]
-    perm_ranks = permuted_ranks(
-        x_test, genes, gene, perms, used, image_to_gene, gene_to_image, metric
-    )
+    views = []
+    if used != "gene_to_image":
+        views.append(image_to_gene.permuted_distances(x_test, genes, perms, metric))
+    if used != "image_to_gene":
+        views.append(gene_to_image.permuted_distances(x_test, perms, genes))
+    perm_ranks = fuse_ranks(*views)[1][:, genes.index.get_loc(gene)]  # one view: its own ranks
     permutation = {
         "permutation_ranks": perm_ranks.tolist(),
         "permutation_mean_rank": float(perm_ranks.mean()),

@@ -16,11 +16,10 @@ from i2r_utils.directions import (
     ImageToGene,
     choose_direction,
     inner_direction_scores,
-    permuted_ranks,
     rank_candidates,
 )
 from i2r_utils.kernels import kernel_matrix
-from i2r_utils.ranking import ranks_of, true_rank
+from i2r_utils.ranking import fuse_ranks, ranks_from_scores, ranks_of, true_rank
 from i2r_utils.ridge import permutations
 
 
@@ -70,7 +69,18 @@ def permutation_ranks(x_train, y_train, x_test, gene_emb, gene, n_perm=100, seed
     """Image2Reg's ``--random``: ranks of ``gene`` with the training gene embeddings permuted."""
     model = ImageToGene(**image_to_gene).fit(x_train, y_train)
     perms = permutations(len(y_train), n_perm, seed)
-    return permuted_ranks(x_test, gene_emb, gene, perms, "image_to_gene", model, None, metric)
+    ranks = ranks_from_scores(model.permuted_distances(x_test, gene_emb, perms, metric))
+    return ranks[:, gene_emb.index.get_loc(gene.upper())]
+
+
+def permuted_ranks(x, gene_emb, gene, perms, direction, fwd, rev, metric="euclidean"):
+    """Notebook 06's permutation baseline in ``direction``: ranks of ``gene`` per permutation."""
+    views = []
+    if direction != "gene_to_image":
+        views.append(fwd.permuted_distances(x, gene_emb, perms, metric))
+    if direction != "image_to_gene":
+        views.append(rev.permuted_distances(x, perms, gene_emb))
+    return fuse_ranks(*views)[1][:, gene_emb.index.get_loc(gene.upper())]
 
 
 def held_out_result(ts, gene_emb, gene, direction="image_to_gene", kernel="ntk",

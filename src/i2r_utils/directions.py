@@ -37,7 +37,6 @@ __all__ = [
     "ImageToGene",
     "GeneToImage",
     "rank_candidates",
-    "permuted_ranks",
     "inner_direction_scores",
     "choose_direction",
 ]
@@ -200,45 +199,20 @@ class ImageToGene:
         return core.y_ - core.loo_residuals(core.y_, core.choice_)
 
     def distances(self, x: np.ndarray, gene_emb: pd.DataFrame, metric: str = "euclidean"):
-        """Distance of every candidate's embedding to the prediction for one raw profile.
+        """Distance ``(n_candidates,)`` of every candidate embedding to one profile's prediction.
 
-        Parameters
-        ----------
-        x : numpy.ndarray
-            ``(d,)`` or ``(1, d)`` raw profile.
-        gene_emb : pandas.DataFrame
-            Candidate embeddings.
-        metric : {"euclidean", "cosine"}
-            Distance.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``(n_candidates,)`` distances.
+        ``x`` is one raw profile, ``(d,)`` or ``(1, d)``; ``metric`` "euclidean" or "cosine".
         """
         return distances(self.predict(x), gene_emb.to_numpy(float), metric)[0]
 
     def permuted_distances(
         self, x: np.ndarray, gene_emb: pd.DataFrame, perms, metric: str = "euclidean"
     ) -> np.ndarray:
-        """:meth:`distances` after re-pairing profiles and gene embeddings (ridge re-chosen).
+        """:meth:`distances` ``(len(perms), n_candidates)`` after re-pairing, ridge re-chosen.
 
-        Parameters
-        ----------
-        x : numpy.ndarray
-            ``(d,)`` or ``(1, d)`` raw profile.
-        gene_emb : pandas.DataFrame
-            Candidate embeddings.
-        perms : sequence of numpy.ndarray
-            Permutations ``p`` of the training rows (:func:`i2r_utils.ridge.permutations`):
-            training profile ``i`` gets the gene embedding of row ``p[i]``.
-        metric : {"euclidean", "cosine"}
-            Distance.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``(len(perms), n_candidates)`` distances.
+        ``perms`` are permutations ``p`` of the training rows
+        (:func:`i2r_utils.ridge.permutations`): training profile ``i`` gets the gene
+        embedding of row ``p[i]``.
         """
         preds = self.ridge_.permuted_predictions({None: self._test_kernel(x)}, perms)
         preds = np.array([p[0] for p in preds]).reshape(len(perms), -1)
@@ -323,40 +297,18 @@ class GeneToImage:
         return ((np.atleast_2d(np.asarray(x, float)) - self.mu_) / self.sd_)[0]
 
     def distances(self, x: np.ndarray, gene_emb: pd.DataFrame | None = None) -> np.ndarray:
-        """Euclidean distance of a raw profile to every candidate's predicted profile.
+        """Euclidean distance ``(n_candidates,)`` of one raw profile to every predicted one.
 
-        Parameters
-        ----------
-        x : numpy.ndarray
-            ``(d,)`` or ``(1, d)`` raw profile.
-        gene_emb : pandas.DataFrame, optional
-            Candidate table, checked to be the one the model was fitted on.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``(n_candidates,)`` distances, in the order of the candidate table.
+        ``gene_emb``, when given, is checked to be the candidate table of the fit.
         """
         xs = self._scaled(x, gene_emb)
         return np.sqrt(((xs[None] - self.predicted_) ** 2).sum(1))
 
     def permuted_distances(self, x: np.ndarray, perms, gene_emb=None) -> np.ndarray:
-        """:meth:`distances` after re-pairing profiles and genes (width and noise re-chosen).
+        """:meth:`distances` ``(len(perms), n_candidates)`` after re-pairing, grid re-chosen.
 
-        Parameters
-        ----------
-        x : numpy.ndarray
-            ``(d,)`` or ``(1, d)`` raw profile.
-        perms : sequence of numpy.ndarray
-            Permutations ``p`` as :meth:`ImageToGene.permuted_distances` uses them:
-            training profile ``i`` is paired with the gene of row ``p[i]``.
-        gene_emb : pandas.DataFrame, optional
-            Candidate table, checked to be the one the model was fitted on.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``(len(perms), n_candidates)`` distances.
+        ``perms`` as :meth:`ImageToGene.permuted_distances` uses them: training profile
+        ``i`` is paired with the gene of row ``p[i]``.
         """
         xs = self._scaled(x, gene_emb)
         k_test = {w: k[:, self.pos_] for w, k in self.kernels_.items()}
@@ -417,51 +369,6 @@ def rank_candidates(
     for name, d in views.items():
         columns[f"rank_{name}"], columns[f"distance_{name}"] = ranks_from_scores(d), d
     return ranking_table(gene_emb.index, mean_rank, rank, **columns)
-
-
-def permuted_ranks(
-    x: np.ndarray, gene_emb: pd.DataFrame, gene: str, perms, direction: str,
-    image_to_gene: ImageToGene | None = None, gene_to_image: GeneToImage | None = None,
-    metric: str = "euclidean",
-) -> np.ndarray:  # fmt: skip
-    """Ranks of ``gene`` after re-pairing the training profiles and genes at random.
-
-    The permutation baseline of :func:`rank_candidates` in the same direction: each
-    permutation re-pairs the training rows of both directions alike (each re-chooses its
-    ridge), so the baseline of ``two_way`` is the fusion of the two permuted rankings.
-
-    Parameters
-    ----------
-    x : numpy.ndarray
-        ``(d,)`` or ``(1, d)`` raw profile.
-    gene_emb : pandas.DataFrame
-        Candidate embeddings indexed by upper-case gene.
-    gene : str
-        The true gene.
-    perms : sequence of numpy.ndarray
-        Permutations of the training rows (:func:`i2r_utils.ridge.permutations`).
-    direction : {"image_to_gene", "gene_to_image", "two_way"}
-        Direction(s) used.
-    image_to_gene, gene_to_image : fitted models
-        The ones ``direction`` needs.
-    metric : {"euclidean", "cosine"}
-        Distance of the image-to-gene direction.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(len(perms),)`` 1-based ranks.
-    """
-    _check_direction(direction)
-    pos = gene_emb.index.get_indexer([gene.upper()])[0]
-    if pos < 0:
-        raise KeyError(f"gene {gene!r} is not a candidate")
-    views = []
-    if direction != "gene_to_image":
-        views.append(image_to_gene.permuted_distances(x, gene_emb, perms, metric))
-    if direction != "image_to_gene":
-        views.append(gene_to_image.permuted_distances(x, perms, gene_emb))
-    return fuse_ranks(*views)[1][:, pos]
 
 
 def inner_direction_scores(

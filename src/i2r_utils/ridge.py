@@ -111,38 +111,12 @@ class LooRidge:
         self.grid = [(w, a) for w in self.eig for a in self.ridges]
 
     def dual(self, y: np.ndarray, point) -> np.ndarray:
-        """Dual coefficients ``(K + a I)^-1 Y`` at grid point ``(width, a)``.
-
-        Parameters
-        ----------
-        y : numpy.ndarray
-            ``(n, p)`` targets.
-        point : tuple
-            ``(width, ridge)``.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``(n, p)`` coefficients.
-        """
+        """Dual coefficients ``(K + a I)^-1 Y`` ``(n, p)`` at grid point ``(width, a)``."""
         lam, u = self.eig[point[0]]
         return u @ ((1.0 / (lam + point[1]))[:, None] * (u.T @ y))
 
     def loo_residuals(self, y: np.ndarray, point) -> np.ndarray:
-        """Target minus the LOO prediction of every row, ``[C Y]_i / C_ii``.
-
-        Parameters
-        ----------
-        y : numpy.ndarray
-            ``(n, p)`` targets.
-        point : tuple
-            ``(width, ridge)``.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``(n, p)`` residuals; ``y - residuals`` are the LOO predictions.
-        """
+        """Target minus LOO prediction, ``[C Y]_i / C_ii`` ``(n, p)``, at ``(width, a)``."""
         lam, u = self.eig[point[0]]
         inv = 1.0 / (lam + point[1])
         cy = u @ (inv[:, None] * (u.T @ y))
