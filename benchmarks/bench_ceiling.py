@@ -29,9 +29,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from i2r_utils.artifacts import artifact
+from i2r_utils.directions import (
+    DIRECTIONS,
+    GeneToImage,
+    ImageToGene,
+    choose_direction,
+    inner_direction_scores,
+    rank_candidates,
+    training_set,
+)
 from i2r_utils.io import read_table, write_table
 from i2r_utils.profiles import translation_profiles
-from i2r_utils.translation import DIRECTIONS, TranslationModel, fold_space, training_set, true_rank
+from i2r_utils.ranking import true_rank
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,27 +59,27 @@ def truth_space(data_dir: Path, folds: pd.DataFrame) -> pd.DataFrame:
 
 def run(results_dir: Path, data_dir: Path, alphas=(0.001, 0.01, 0.1, 1.0, 10.0)) -> pd.DataFrame:
     """Leave-one-out ranks of every impactful condition for every profile kind and direction."""
-    genes = read_table(results_dir / "genes" / "gene_embeddings.parquet").set_index("gene")
+    genes = read_table(artifact(results_dir, "gene_embeddings")).set_index("gene")
     genes.index = genes.index.astype(str).str.upper()
-    folds = read_table(results_dir / "profiles" / "fold_assignment.csv")
-    impactful = read_table(results_dir / "screen" / "impactful.csv")["Metadata_Condition"]
+    folds = read_table(artifact(results_dir, "folds"))
+    fold_of = dict(zip(folds["Metadata_Condition"], folds["Metadata_Fold"], strict=True))
+    impactful = read_table(artifact(results_dir, "impactful"))["Metadata_Condition"]
     todo = [c for c in impactful if c.upper() in genes.index]
     spaces = {"truth": truth_space(data_dir, folds)}
     for rep in ("features", "cnn", "both"):
-        spaces[rep] = translation_profiles(results_dir / "profiles", rep)
+        spaces[rep] = translation_profiles(artifact(results_dir, "profiles_dir"), rep)
     rows = []
     for kind, profiles in spaces.items():
         for cond in todo:
-            space, _ = fold_space(profiles, folds, cond)
+            space = profiles[profiles["Metadata_Fold"] == fold_of[cond]]
             ts = training_set(space, genes, cond, todo)
-            train_genes = [c.upper() for c in ts["conditions"]]
-            model = TranslationModel.fit(
-                ts["x_train"], ts["y_train"], train_genes, genes, "auto", alphas=alphas
-            )
+            x, y, train_genes = ts["x_train"], ts["y_train"], ts["genes"]
+            fwd = ImageToGene(alphas=alphas).fit(x, y)
+            rev = GeneToImage().fit(genes, train_genes, x)
+            auto = choose_direction(inner_direction_scores(x, y, train_genes, genes, alphas=alphas))
             for direction in (*DIRECTIONS, "auto"):
-                chosen = model.direction if direction == "auto" else direction
-                view = TranslationModel(chosen, model.forward, model.reverse)
-                rank = true_rank(view.rank(ts["x_test"], genes), cond)
+                chosen = auto if direction == "auto" else direction
+                rank = true_rank(rank_candidates(ts["x_test"], genes, chosen, fwd, rev), cond)
                 rows.append(
                     {"profiles": kind, "direction": direction, "chosen": chosen,
                      "condition": cond, "rank": rank}

@@ -1,23 +1,22 @@
 # %% [markdown]
 # # 06 Translate the held-out condition to its gene
-# Kernel ridge regression (closed-form ReLU NTK by default) maps condition image profiles
-# to regulatory gene embeddings. The profiles (`representation`) are the trained encoder's
-# (`cnn`, Image2Reg), the hand-crafted chromatin features' (`features`) or both side by side
-# (`both`, each block weighted alike). It uses the fold space of the held-out condition (the
-# profiles embedded by the encoder that never saw it: `Metadata_Fold` == its fold), trains
-# on the impactful conditions other than the held-out one whose gene is a candidate, and
-# chooses the ridge by closed-form leave-one-out on those training conditions only. Every
-# candidate gene is ranked (also when the held-out condition is not impactful), by
-# `direction`: `image_to_gene` (Image2Reg: distance of each candidate's embedding to the
-# predicted embedding), `gene_to_image` (distance of the observed profile to the profile
-# predicted from each candidate's embedding), `two_way` (the mean of the two ranks) or
-# `auto` (the one of the three with the best leave-one-out score on the training
-# conditions: the mean log rank of each left-out training condition's gene).
+# Image2Reg's question: given the image profile of a condition whose over-expressed gene we
+# pretend not to know, which of the candidate genes is it? Kernel ridge regression between
+# condition image profiles and regulatory gene embeddings is trained on the other impactful
+# conditions, and every candidate gene is ranked for the held-out condition. The true gene's
+# rank is the result; it is judged against baselines that know nothing about images.
 #
-# Baselines beside the result: uniform random (expected rank (N+1)/2), the permutation
-# baseline (training gene embeddings permuted before each fit, Image2Reg's `--random`) and
-# the mean-embedding predictor; the linear and RBF kernels and the cosine distance are
-# recorded for comparison, and so are the ranks of each direction alone.
+# The profiles (`representation`) are the trained encoder's (`cnn`, Image2Reg), the
+# hand-crafted chromatin features' (`features`) or both side by side (`both`, each block
+# weighted alike). Two directions of translation (`direction`):
+#
+# * `image_to_gene` (Image2Reg): predict the gene embedding from the profile, rank the
+#   candidates by the distance of their embedding to the prediction;
+# * `gene_to_image`: predict, from every candidate's embedding, the profile its
+#   over-expression would give; rank the candidates by the distance of that predicted profile
+#   to the observed one;
+# * `two_way`: rank by the mean of the two ranks; `auto`: the one of the three with the best
+#   leave-one-out score on the training conditions.
 #
 # Produces `out_dir/ranking.csv`, `out_dir/top10.csv`, `out_dir/result.json`,
 # `out_dir/top10.{png,svg}`.
@@ -40,40 +39,204 @@ seed = 0  # random seed of the permutations
 # %%
 from pathlib import Path
 
-from i2r_utils.io import read_table, write_json, write_table
-from i2r_utils.plotting import plot_top_genes, save_figure
-from i2r_utils.profiles import translation_profiles
-from i2r_utils.translation import fold_space, training_set, translate_held_out
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
+from i2r_utils.artifacts import artifact
+from i2r_utils.directions import (
+    DIRECTIONS,
+    GeneToImage,
+    ImageToGene,
+    choose_direction,
+    inner_direction_scores,
+    rank_candidates,
+    training_set,
+)
+from i2r_utils.io import InputError, read_table, write_json, write_table
+from i2r_utils.kernels import KERNELS
+from i2r_utils.plotting import save_figure
+from i2r_utils.profiles import translation_profiles
+from i2r_utils.ranking import METRICS, fuse_ranks, ranks_of, true_rank
+from i2r_utils.ridge import permutations
+
+# %% [markdown]
+# ## Inputs
+# The candidate genes and their embeddings (notebook 03: graph autoencoder on the candidate
+# interactome, one unit vector per gene), the fold of every condition and the impactful
+# conditions (notebook 02), and the condition profiles of the chosen representation
+# (notebook 05).
+
+# %%
 work = Path(work_dir)
-genes = read_table(work / "genes" / "gene_embeddings.parquet").set_index("gene")
-folds = read_table(work / "profiles" / "fold_assignment.csv")
-profiles = translation_profiles(work / "profiles", representation)
-impactful = read_table(work / "screen" / "impactful.csv")["Metadata_Condition"].tolist()
-space, fold = fold_space(profiles, folds, condition)
+genes = read_table(artifact(work, "gene_embeddings")).set_index("gene")
+folds = read_table(artifact(work, "folds"))
+profiles = translation_profiles(artifact(work, "profiles_dir"), representation)
+impactful = read_table(artifact(work, "impactful"))["Metadata_Condition"].tolist()
+gene = condition.upper()
+if gene not in genes.index:
+    raise InputError(f"gene {gene!r} is not among the {len(genes)} candidate genes.")
+if direction not in (*DIRECTIONS, "auto"):
+    raise InputError(f"unknown direction {direction!r}; choose one of {[*DIRECTIONS, 'auto']}")
+alphas = np.atleast_1d(alpha_grid or [alpha]).tolist()  # the ridge grid
+print(f"{len(genes)} candidate genes, {len(impactful)} impactful conditions")
+
+# %% [markdown]
+# ## The fold space of the held-out condition
+# The conditions are split into folds, and the encoder of fold k was trained without the
+# conditions of fold k. Every profile was embedded by every fold's encoder; the rows with
+# `Metadata_Fold` equal to the held-out condition's fold come from the encoder that never saw
+# it. That fold space is the only one used below, for the training conditions too, so that
+# training and held-out profiles are comparable.
+
+# %%
+hit = folds.loc[folds["Metadata_Condition"] == condition, "Metadata_Fold"]
+if hit.empty:
+    raise InputError(
+        f"{artifact(work, 'folds')}: condition {condition!r} has no fold; known: "
+        f"{sorted(folds['Metadata_Condition'])}. Check the condition name."
+    )
+fold = int(hit.iloc[0])
+space = profiles[pd.to_numeric(profiles["Metadata_Fold"], errors="coerce") == fold]
+space = space.reset_index(drop=True)
+if condition not in set(space["Metadata_Condition"]):
+    raise InputError(
+        f"no {representation} profile of {condition!r} in fold space {fold}; rerun "
+        f"notebooks 04 and 05 for fold {fold}."
+    )
+
+# %% [markdown]
+# ## Training set
+# The impactful conditions other than the held-out one and the control, with a profile in
+# this fold space and a gene among the candidates. The held-out condition's profile never
+# enters the fit, the scaling or any choice below; it is ranked also when it is not
+# impactful itself.
+
+# %%
 ts = training_set(space, genes, condition, impactful)
+x_train, y_train, train_genes, x_test = ts["x_train"], ts["y_train"], ts["genes"], ts["x_test"]
 print(
     f"{condition}: {representation} profiles, fold space {fold}, "
     f"{len(ts['conditions'])} training conditions "
     f"({', '.join(ts['conditions'])}); left out: {ts['dropped']}"
 )
 
+# %% [markdown]
+# ## Image to gene: kernel ridge regression, ridge by inner leave-one-out
+# Profiles are centred on the training mean and scaled so the training rows have mean
+# squared norm 1; the kernel (closed-form ReLU NTK by default) plus a constant 1 (a penalised
+# intercept) is factorised once, `K = U diag(lam) U^T`. For each ridge of the grid the
+# leave-one-out error of every training condition comes in closed form from that
+# factorisation (no refit), and the ridge with the smallest mean squared error is used.
+
 # %%
-ranking, result = translate_held_out(
-    ts["x_train"],
-    ts["y_train"],
-    ts["x_test"],
-    genes,
-    condition,
-    kernel=kernel,
-    depth=depth,
-    alphas=alpha_grid or [alpha],
-    metric=metric,
-    n_permutations=n_permutations if random_baseline else 0,
-    seed=seed,
-    direction=direction,
-    train_genes=[c.upper() for c in ts["conditions"]],
+image_to_gene = ImageToGene(kernel, depth, alphas).fit(x_train, y_train)
+predicted = image_to_gene.predict(x_test)[0]
+print(f"image to gene ({kernel}, depth {depth}): ridge {image_to_gene.alpha_:g}")
+pd.Series(image_to_gene.cv_mse_, name="inner LOO mean squared error").rename_axis("ridge")
+
+# %% [markdown]
+# ## Gene to image: kernel ridge regression over the candidate genes
+# The other way round: a Gaussian kernel on the gene embeddings,
+# `exp(-|e_g - e_h|^2 / (w m))` with `m` the median squared distance between candidate
+# embeddings, maps a gene to the (scaled) profile of its over-expression. The same
+# closed-form leave-one-out core chooses the width `w` and the ridge together, on the
+# training conditions; the fitted model predicts a profile for every candidate.
+
+# %%
+gene_to_image = GeneToImage().fit(genes, train_genes, x_train)
+print(f"gene to image: width {gene_to_image.width_:g}, ridge {gene_to_image.noise_:g}")
+
+# %% [markdown]
+# ## Which direction: inner leave-one-out score and the `auto` choice
+# With `direction = "auto"`, every training condition in turn is left out, both directions
+# are refitted on the others (ridges chosen again) and the left-out gene is ranked in each
+# direction and two-way. A direction's score is the mean log rank of those genes (log, so a
+# few far misses do not dominate); the smallest score wins, ties and fewer than 4 training
+# conditions go to `two_way`.
+
+# %%
+scores = {}
+if direction == "auto":
+    scores = inner_direction_scores(
+        x_train, y_train, train_genes, genes, kernel, depth, alphas, metric
+    )
+used = choose_direction(scores) if direction == "auto" else direction
+print(f"direction used: {used}", f"(inner scores {scores})" if scores else "")
+
+# %% [markdown]
+# ## Rank every candidate
+# `image_to_gene`: distance of each candidate's embedding to the predicted embedding;
+# `gene_to_image`: distance of the observed profile to each candidate's predicted profile;
+# `two_way`: the mean of the two ranks (ties broken by the image-to-gene rank).
+
+# %%
+ranking = rank_candidates(x_test, genes, used, image_to_gene, gene_to_image, metric)
+rank, n = true_rank(ranking, gene), len(genes)
+print(f"{condition}: true gene ranked {rank} of {n} ({used})")
+ranking.head(10)
+
+# %% [markdown]
+# ## Baselines
+# * uniform random ranking: expected rank `(N + 1) / 2`;
+# * mean-embedding predictor: the mean training gene embedding, whatever the image;
+# * permutation (Image2Reg's `--random`): the training profiles and genes are re-paired at
+#   random before the fit (ridges and width chosen again each time), in the direction used;
+#   two-way fuses the two directions' permuted rankings under the same permutations.
+
+# %%
+mean_embedding_rank = int(ranks_of(y_train.mean(0)[None], genes, gene, metric)[0])
+permutation = {}
+if random_baseline and n_permutations > 0:
+    perms = permutations(len(y_train), n_permutations, seed)  # row i gets the gene of p[i]
+    views = []
+    if used != "gene_to_image":
+        views.append(image_to_gene.permuted_distances(x_test, genes, perms, metric))
+    if used != "image_to_gene":
+        views.append(gene_to_image.permuted_distances(x_test, perms, genes))
+    perm_ranks = fuse_ranks(*views)[1][:, genes.index.get_loc(gene)]  # one view: its own ranks
+    permutation = {
+        "permutation_ranks": perm_ranks.tolist(),
+        "permutation_mean_rank": float(perm_ranks.mean()),
+        "permutation_rank_band": np.percentile(perm_ranks, [2.5, 97.5]).tolist(),
+    }
+print(
+    f"baselines: uniform expected rank {(n + 1) / 2:.1f}; mean-embedding predictor rank "
+    f"{mean_embedding_rank}"
+    + (
+        f"; permutation mean rank {permutation['permutation_mean_rank']:.1f} (95% band "
+        f"{permutation['permutation_rank_band'][0]:.0f}-"
+        f"{permutation['permutation_rank_band'][1]:.0f})"
+        if permutation
+        else ""
+    )
 )
+
+# %% [markdown]
+# ## Comparisons
+# The image-to-gene rank with every kernel (NTK, linear, RBF) and both distances, and the
+# rank of each direction alone.
+
+# %%
+comparison = {}
+for kern in KERNELS:
+    model = image_to_gene
+    if kern != kernel:
+        model = ImageToGene(kern, depth, alphas).fit(x_train, y_train)
+    for m in METRICS:
+        comparison[f"{kern}/{m}"] = int(ranks_of(model.predict(x_test), genes, gene, m)[0])
+for d in ("gene_to_image", "two_way"):
+    other = rank_candidates(x_test, genes, d, image_to_gene, gene_to_image, metric)
+    comparison[d] = true_rank(other, gene)
+comparison
+
+# %% [markdown]
+# ## Result
+# `ranking.csv` (every candidate), `top10.csv` and `result.json`: the true gene's rank, the
+# direction used and asked for, the fitted ridges, the predicted embedding (image to gene),
+# the baselines and the comparisons.
+
+# %%
 result = {
     "condition": condition,
     "fold": fold,
@@ -81,34 +244,51 @@ result = {
     "representation": representation,
     "train_conditions": ts["conditions"],
     "n_train_conditions": len(ts["conditions"]),
-    **result,
+    "gene": gene,
+    "true_rank": rank,
+    "n_candidates": n,
+    "top10": ranking["gene"].head(10).tolist(),
+    "direction": used,
+    "direction_requested": direction,
+    "inner_direction_scores": scores,
+    "kernel": kernel,
+    "depth": depth,
+    "metric": metric,
+    "alpha": image_to_gene.alpha_,
+    "alpha_grid": list(alphas),
+    "inner_cv_mse": {str(k): v for k, v in image_to_gene.cv_mse_.items()},
+    "predicted_embedding": predicted.tolist(),
+    "mean_embedding_rank": mean_embedding_rank,
+    "uniform_expected_rank": (n + 1) / 2,
 }
-write_table(ranking, Path(out_dir) / "ranking.csv")
-write_table(ranking.head(10), Path(out_dir) / "top10.csv")
-write_json(result, Path(out_dir) / "result.json")
-n = result["n_candidates"]
-print(
-    f"{condition}: true gene ranked {result['true_rank']} of {n} "
-    f"({result['direction']}"
-    + (" chosen by leave-one-out" if direction == "auto" else "")
-    + f"; image to gene: alpha={result['alpha']:g}, {kernel} depth {depth}, {metric})"
-)
-print(
-    f"baselines: uniform expected rank {(n + 1) / 2:.1f}; mean-embedding predictor rank "
-    f"{result['mean_embedding_rank']}"
-    + (
-        f"; permutation mean rank {result['permutation_mean_rank']:.1f} (95% band "
-        f"{result['permutation_rank_band'][0]:.0f}-{result['permutation_rank_band'][1]:.0f})"
-        if random_baseline
-        else ""
-    )
-)
-print("comparison (direction or image-to-gene kernel/metric -> rank):", result["comparison"])
+if direction != "image_to_gene":  # the gene-to-image direction can be used
+    result["reverse_width"] = gene_to_image.width_
+    result["reverse_noise"] = gene_to_image.noise_
+result.update(permutation)
+result["comparison"] = comparison
+out = Path(out_dir)  # run_all.py: artifact(work_dir, "condition_dir", condition=condition)
+write_table(ranking, out / artifact(work, "ranking", condition=condition).name)
+write_table(ranking.head(10), out / artifact(work, "top10", condition=condition).name)
+write_json(result, out / artifact(work, "result", condition=condition).name)
 print("top 10:", ", ".join(result["top10"]))
 
+# %% [markdown]
+# ## Figure: the ten most likely genes
+# Bars: the ranking's distance (image to gene: of the gene embedding to the prediction;
+# gene to image: of the predicted profile to the observed one; two-way: the mean rank); the
+# true gene in red.
+
 # %%
-fig = plot_top_genes(
-    ranking, condition, 10, f"held-out {condition}: true gene rank {result['true_rank']} of {n}",
-    direction=result["direction"],
-)
-save_figure(fig, Path(out_dir) / "top10")
+labels = {
+    "image_to_gene": "distance of gene embedding to prediction",
+    "gene_to_image": "distance of predicted profile to observed profile",
+    "two_way": "mean rank over the two directions",
+}
+top = ranking.head(10).iloc[::-1]
+colors = ["tab:red" if g.upper() == gene else "tab:grey" for g in top["gene"]]
+fig, ax = plt.subplots(figsize=(5, 0.3 * 10 + 1.2))
+ax.barh(top["gene"], top["distance"], color=colors)
+ax.set_xlabel(labels[used])
+ax.set_title(f"held-out {condition}: true gene rank {rank} of {n}", fontsize=10)
+fig.tight_layout()
+save_figure(fig, out / "top10")

@@ -30,21 +30,32 @@ n_embedding_conditions = 6  # conditions drawn in the 2-D embedding figure
 import json
 from pathlib import Path
 
+import matplotlib.patheffects as pe
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
+from i2r_utils.artifacts import artifact
+from i2r_utils.directions import ImageToGene, training_set
 from i2r_utils.io import InputError, read_table, write_table
-from i2r_utils.plotting import plot_topk_curves, plot_translation_embedding, save_figure
+from i2r_utils.plotting import save_figure
 from i2r_utils.profiles import translation_profiles
-from i2r_utils.translation import loo_ranks, summarize_results
+from i2r_utils.ranking import ranks_of, summarize_results
 
+# %% [markdown]
+# ## Results of the held-out conditions
+# One row per held-out condition: the true gene's rank, the baselines' ranks and every
+# comparison (kernel/distance of the image-to-gene direction, each direction alone).
+
+# %%
 work = Path(work_dir)
 if conditions:
-    paths = [work / c / "result.json" for c in conditions.split(",")]
+    paths = [artifact(work, "result", condition=c) for c in conditions.split(",")]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise InputError(f"no result for {missing}; run notebook 06 for these conditions.")
 else:
-    paths = sorted(work.glob("*/result.json"))
+    paths = sorted(work.glob(artifact(work, "result", condition="*").relative_to(work).as_posix()))
 if not paths:
     raise InputError(f"no */result.json under {work}; run notebook 06 first.")
 results = [json.loads(p.read_text()) for p in paths]
@@ -63,8 +74,14 @@ summary = pd.DataFrame(
     }
     for r in results
 )
-write_table(summary, work / "summary.csv")
+write_table(summary, artifact(work, "summary"))
 summary
+
+# %% [markdown]
+# ## Metrics of the method and every baseline
+# Over all held-out conditions, and over the impactful ones alone when some are not. The
+# permutation baseline's `top10` and `auc_k10_50` are the mean over permutations, with the
+# 2.5 and 97.5 percentiles (`_lo`, `_hi`).
 
 # %%
 metrics, curves = summarize_results(results)
@@ -73,11 +90,7 @@ impactful_results = [r for r in results if r.get("impactful")]
 if 0 < len(impactful_results) < len(results):
     sub, _ = summarize_results(impactful_results)
     metrics = pd.concat([metrics, sub.assign(subset="impactful only")], ignore_index=True)
-write_table(metrics, work / "summary_metrics.csv")
-fig = plot_topk_curves(
-    curves, summary.n_candidates.to_numpy(), title=f"{len(results)} held-out conditions"
-)
-save_figure(fig, Path(figures_dir) / "fig_topk_accuracy")
+write_table(metrics, artifact(work, "summary_metrics"))
 show = [
     "subset",
     "method",
@@ -92,34 +105,132 @@ show = [
 ]
 metrics[[c for c in show if c in metrics]].round(3)
 
-# %%
-genes = read_table(work / "genes" / "gene_embeddings.parquet").set_index("gene")
-items = [
-    # the star is the image-to-gene prediction, so the rank shown is that direction's
-    (r["condition"], r["gene"], r["predicted_embedding"],
-     r.get("comparison", {}).get(f"{r.get('kernel', 'ntk')}/{r.get('metric', 'euclidean')}",
-                                 r["true_rank"]))
-    for r in results[:n_embedding_conditions]
-]  # fmt: skip
-fig = plot_translation_embedding(
-    genes, items, "held-out conditions: image-to-gene prediction vs true gene"
-)
-save_figure(fig, Path(figures_dir) / "fig_translation_embedding")
+# %% [markdown]
+# ## Figure: top-k accuracy
+# The method (thick), the permutation baseline (mean, shaded 95% band), the mean-embedding
+# predictor and uniform random `min(k/N, 1)`; the shaded span is the K range of the area.
 
 # %%
-folds = read_table(work / "profiles" / "fold_assignment.csv")
-profiles = translation_profiles(work / "profiles", representation)
-impactful = read_table(work / "screen" / "impactful.csv")["Metadata_Condition"].tolist()
+kmax = 50
+ks = np.arange(1, kmax + 1)
+n = summary["n_candidates"].to_numpy(float)
+fig, ax = plt.subplots(figsize=(5.5, 4.8))
+for i, (label, acc) in enumerate(curves.items()):
+    if isinstance(acc, tuple):  # mean, low, high
+        mean, lo, hi = (np.asarray(a)[:kmax] for a in acc)
+        ax.plot(ks, mean, label=label, color=f"C{i}")
+        ax.fill_between(ks, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
+    else:
+        ax.plot(ks, np.asarray(acc)[:kmax], label=label, lw=2.5 if i == 0 else 1.5,
+                ls="-" if i == 0 else ":", color=f"C{i}")  # fmt: skip
+uniform = np.minimum(ks[None] / n[:, None], 1).mean(0)
+label = f"uniform random (k/{n[0]:.0f})" if np.ptp(n) == 0 else "uniform random (k/N)"
+ax.plot(ks, uniform, "k--", lw=1, label=label)
+ax.axvspan(10, 50, color="grey", alpha=0.08, lw=0, label="K = 10..50 (summed area)")
+ax.set_xlabel("k (genes shortlisted)")
+ax.set_ylabel("top-k accuracy (true gene within the first k)")
+ax.set_xlim(1, kmax)
+ax.set_ylim(0, 1.02)
+ax.set_title(f"{len(results)} held-out conditions", fontsize=10)
+ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+fig.tight_layout()
+save_figure(fig, Path(figures_dir) / "fig_topk_accuracy")
+
+# %% [markdown]
+# ## Figure: predicted and true gene embeddings
+# The candidate gene embeddings (grey) in their first two principal components; for up to
+# `n_embedding_conditions` held-out conditions the true gene (circle) and the image-to-gene
+# prediction (star), joined by a line and labelled with the true gene's rank in that
+# direction. Predictions are drawn at unit norm, like the candidates: among unit-norm
+# candidates the euclidean ranking depends only on the prediction's direction.
+
+# %%
+genes = read_table(artifact(work, "gene_embeddings")).set_index("gene")
+e = genes.to_numpy(float)
+mu = e.mean(0)
+_, sv, vt = np.linalg.svd(e - mu, full_matrices=False)
+proj = (e - mu) @ vt[:2].T
+var = sv[:2] ** 2 / (sv**2).sum()
+
+
+def label_offset(ax, point, placed, width=70.0, height=10.0):
+    """Offset (points) of a label beside ``point``, the one farthest from those placed."""
+    x0, y0 = ax.transData.transform(point) * 72.0 / ax.figure.dpi
+    options = [((6, -12), "left"), ((-6, 8), "right"), ((6, 8), "left"), ((-6, -12), "right")]
+
+    def centre(off, ha):
+        return np.array([x0 + off[0] + (width / 2 if ha == "left" else -width / 2), y0 + off[1]])
+
+    def clearance(off, ha):
+        if not placed:
+            return np.inf
+        d = np.abs(np.array(placed) - centre(off, ha)) / [width, height * 1.5]
+        return float(np.max(d, axis=1).min())
+
+    off, ha = max(options, key=lambda o: clearance(*o))
+    placed.append(centre(off, ha))
+    return off, ha
+
+
+fig, ax = plt.subplots(figsize=(6, 5))
+ax.scatter(proj[:, 0], proj[:, 1], s=12, color="lightgrey", label="candidate genes")
+placed = []  # label centres in points, to keep labels apart
+for i, r in enumerate(results[:n_embedding_conditions]):
+    # the star is the image-to-gene prediction, so the rank shown is that direction's
+    key = f"{r.get('kernel', 'ntk')}/{r.get('metric', 'euclidean')}"
+    rank = r.get("comparison", {}).get(key, r["true_rank"])
+    c = plt.get_cmap("tab10")(i % 10)
+    t = proj[genes.index.get_loc(str(r["gene"]).upper())]
+    pred = np.asarray(r["predicted_embedding"], float)
+    p = (pred / max(np.linalg.norm(pred), 1e-12) - mu) @ vt[:2].T
+    ax.plot([t[0], p[0]], [t[1], p[1]], color=c, lw=1, alpha=0.7)
+    ax.scatter(*t, s=60, color=c, edgecolor="k", zorder=3)
+    ax.scatter(*p, s=140, marker="*", color=c, edgecolor="k", zorder=3)
+    xytext, ha = label_offset(ax, t, placed)
+    ax.annotate(f"{r['condition']} (rank {rank})", t, textcoords="offset points",
+                xytext=xytext, ha=ha, fontsize=8, color=c, zorder=4,
+                path_effects=[pe.withStroke(linewidth=2.5, foreground="w")])  # fmt: skip
+ax.scatter([], [], s=60, color="w", edgecolor="k", label="true gene")
+ax.scatter([], [], s=140, marker="*", color="w", edgecolor="k", label="prediction (unit norm)")
+ax.set_xlabel(f"PC1 of gene embeddings ({var[0]:.0%})")
+ax.set_ylabel(f"PC2 ({var[1]:.0%})")
+ax.set_title("held-out conditions: image-to-gene prediction vs true gene", fontsize=10)
+ax.legend(frameon=False, fontsize=8)
+fig.tight_layout()
+save_figure(fig, Path(figures_dir) / "fig_translation_embedding")
+
+# %% [markdown]
+# ## Cross-check: closed-form leave-one-out over all impactful conditions
+# In each fold space, the image-to-gene ridge (fixed `alpha`) is factorised once over all
+# impactful conditions with a candidate gene (the features centred and scaled with all of
+# them, never the genes) and every condition's prediction without it comes in closed form.
+# Only the conditions the fold's encoder never saw count in the metrics. The mean-embedding
+# predictor here is the mean of the other conditions' gene embeddings.
+
+# %%
+folds = read_table(artifact(work, "folds"))
+profiles = translation_profiles(artifact(work, "profiles_dir"), representation)
+impactful = read_table(artifact(work, "impactful"))["Metadata_Condition"].tolist()
 held_in = dict(zip(folds.Metadata_Condition, folds.Metadata_Fold, strict=True))
 loo = []
 for fold in sorted(profiles.Metadata_Fold.unique()):
-    space = profiles[profiles.Metadata_Fold == fold]
-    t = loo_ranks(space, genes, impactful, kernel, depth, alpha, metric)
-    t.insert(0, "fold_space", fold)
-    t["encoder_saw_condition"] = [held_in.get(c) != fold for c in t.condition]
-    loo.append(t)
+    ts = training_set(profiles[profiles.Metadata_Fold == fold], genes, None, impactful)
+    y = ts["y_train"]
+    model = ImageToGene(kernel, depth, (alpha,)).fit(ts["x_train"], y)
+    mean_of_others = (y.sum(0)[None] - y) / (len(y) - 1)
+    loo.append(
+        pd.DataFrame(
+            {
+                "fold_space": fold,
+                "condition": ts["conditions"],
+                "loo_rank": ranks_of(model.loo_predictions(), genes, ts["genes"], metric),
+                "mean_embedding_rank": ranks_of(mean_of_others, genes, ts["genes"], metric),
+                "encoder_saw_condition": [held_in.get(c) != fold for c in ts["conditions"]],
+            }
+        )
+    )
 loo = pd.concat(loo, ignore_index=True)
-write_table(loo, work / "loo_crosscheck.csv")
+write_table(loo, artifact(work, "loo_crosscheck"))
 loo_results = [
     {
         "condition": r.condition,
@@ -130,6 +241,6 @@ loo_results = [
     for r in loo[~loo.encoder_saw_condition].itertuples()
 ]
 loo_metrics, _ = summarize_results(loo_results)
-write_table(loo_metrics, work / "loo_crosscheck_metrics.csv")
+write_table(loo_metrics, artifact(work, "loo_crosscheck_metrics"))
 print(f"closed-form LOO (alpha={alpha:g}), impactful conditions the fold's encoder never saw:")
 loo_metrics[[c for c in show if c in loo_metrics]].round(3)
