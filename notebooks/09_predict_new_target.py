@@ -33,6 +33,15 @@ from tqdm.auto import tqdm
 
 from i2r_utils.artifacts import artifact
 from i2r_utils.columns import feature_columns
+from i2r_utils.directions import (
+    DEFAULT_ALPHAS,
+    GeneToImage,
+    ImageToGene,
+    choose_direction,
+    inner_direction_scores,
+    rank_candidates,
+    training_set,
+)
 from i2r_utils.encoder import embed, embedding_table, load_encoder
 from i2r_utils.io import (
     InputError,
@@ -50,7 +59,6 @@ from i2r_utils.profiles import (
     load_sphering,
     translation_profiles,
 )
-from i2r_utils.translation import fit_translator
 
 # %% [markdown]
 # ## The main job's translation settings
@@ -236,18 +244,27 @@ pd.Series({"training conditions": len(conditions), "candidate genes": len(genes)
 # the new one, two-way by the mean of the two ranks.
 
 # %%
-options = {"kernel": settings["kernel"], "depth": settings["depth"],
-           "direction": settings["direction"], "metric": settings["metric"]}  # fmt: skip
-if settings["alphas"]:
-    options["alphas"] = settings["alphas"]
-translator, train_conditions = fit_translator(space, genes, conditions, **options)
-ranking = translator.rank(vector[None, :], genes, settings["metric"])
+ts = training_set(space, genes, None, conditions)
+x_train, y_train, train_genes = ts["x_train"], ts["y_train"], ts["genes"]
+train_conditions = ts["conditions"]
+kernel, depth, metric = settings["kernel"], settings["depth"], settings["metric"]
+alphas = settings["alphas"] or DEFAULT_ALPHAS
+image_to_gene = ImageToGene(kernel, depth, alphas).fit(x_train, y_train)
+gene_to_image = GeneToImage().fit(genes, train_genes, x_train)
+scores = {}
+if settings["direction"] == "auto":
+    scores = inner_direction_scores(x_train, y_train, train_genes, genes, kernel, depth, alphas,
+                                    metric)  # fmt: skip
+used = choose_direction(scores) if settings["direction"] == "auto" else settings["direction"]
+ranking = rank_candidates(vector, genes, used, image_to_gene, gene_to_image, metric)
 translation = {
     **settings,
-    "direction_used": translator.direction,
-    "inner_direction_scores": translator.inner_scores,
-    "alpha": float(translator.forward.alpha_),
+    "direction_used": used,
+    "inner_direction_scores": scores,
+    "alpha": float(image_to_gene.alpha_),
 }
+print(f"translation: {used} (image to gene ridge {image_to_gene.alpha_:g}), "
+      f"{len(train_conditions)} training conditions")  # fmt: skip
 
 # %% [markdown]
 # ## Ranking

@@ -261,8 +261,15 @@ def test_new_target_follows_the_main_jobs_representation_and_direction(
     trained_results, braf_run, tmp_path
 ):
     """With a main job that translated both profiles two ways, so does the new target."""
+    from i2r_utils.directions import (
+        GeneToImage,
+        ImageToGene,
+        choose_direction,
+        inner_direction_scores,
+        rank_candidates,
+        training_set,
+    )
     from i2r_utils.profiles import translation_profiles
-    from i2r_utils.translation import TranslationModel, fit_translator
 
     cond, fold = braf_run["cond"], braf_run["fold"]
     results = tmp_path / "results"
@@ -291,16 +298,21 @@ def test_new_target_follows_the_main_jobs_representation_and_direction(
     # and the ranking is the ranking of a translation fitted without the condition
     genes = pd.read_parquet(artifact(results, "gene_embeddings")).set_index("gene")
     train = [c for c in trained_results["impactful"] if c != cond]
-    model, used = fit_translator(space, genes, train, alphas=(0.01, 1.0), direction="auto")
-    assert used == info["train_conditions"] and model.direction == used_direction
-    expect = model.rank(screen_row, genes)
+    ts = training_set(space, genes, None, train)
+    x, y, train_genes = ts["x_train"], ts["y_train"], ts["genes"]
+    forward = ImageToGene("ntk", 2, (0.01, 1.0)).fit(x, y)
+    reverse = GeneToImage().fit(genes, train_genes, x)
+    scores = inner_direction_scores(x, y, train_genes, genes, "ntk", 2, (0.01, 1.0))
+    assert ts["conditions"] == info["train_conditions"]
+    assert choose_direction(scores) == used_direction
+    expect = rank_candidates(screen_row, genes, used_direction, forward, reverse)
     assert ns["ranking"]["gene"].tolist() == expect["gene"].tolist()
     # a two-way main job: the two-way table (mean of the two directions' ranks)
     settings = {**settings, "direction_requested": None}
     (results / cond / "result.json").write_text(json.dumps(settings))
     r = run_notebook(**params)["ranking"]
-    two = TranslationModel("two_way", model.forward, model.reverse)
-    assert r["gene"].tolist() == two.rank(screen_row, genes)["gene"].tolist()
+    two = rank_candidates(screen_row, genes, "two_way", forward, reverse)
+    assert r["gene"].tolist() == two["gene"].tolist()
     assert {"rank_image_to_gene", "rank_gene_to_image"} <= set(r.columns)
     np.testing.assert_allclose(r["distance"], (r.rank_image_to_gene + r.rank_gene_to_image) / 2)
     assert r["distance"].is_monotonic_increasing and r["score"].is_monotonic_decreasing
