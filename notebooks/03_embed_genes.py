@@ -114,3 +114,4 @@ info.update(
 )
 write_table(emb.reset_index(), artifact(work_dir, "gene_embeddings"))
 write_json(info, artifact(work_dir, "gene_embedding_info"))
+print(f"{len(emb)} gene embeddings ({emb.shape[1]} dimensions) written")

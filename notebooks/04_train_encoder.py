@@ -56,9 +56,9 @@ keep, classes = fold_training_set(labels, impactful, held_out)
 print(f"fold {fold}/{n_folds}: {len(held_out)} held-out conditions {held_out}")
 print(f"{len(classes)} classes; device {pick_device()}")
 groups = well_groups(nuclei)
-pd.DataFrame({"condition": labels[keep], "well": groups[keep]}).groupby("condition").agg(
+pd.DataFrame({"class": labels[keep], "well": groups[keep]}).groupby("class").agg(
     crops=("well", "size"), wells=("well", "nunique")
-).T
+)
 
 # %% [markdown]
 # ## Training: balanced sampling, augmentation, early stopping on held-out wells
