@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/bench_encoder.py [--arch resnet18] [--sizes 3
 [--threads 1 2] [--seconds 8] [--conditions 50] [--n-folds 3]``
 
 Times, for each input size and thread count, the training step of
-:func:`i2r_utils.encoder.train_encoder` (augmentation + forward + backward + Adam, batch
+:func:`i2r_utils.training.train_encoder` (augmentation + forward + backward + Adam, batch
 128, 28 classes) and inference with :func:`i2r_utils.encoder.embed` (batch 512), on random
 64x64 crops. Prints the load average before and after, because the machine may be shared:
 on an oversubscribed CPU two torch threads can be several times slower than one. Also prints
@@ -23,7 +23,8 @@ import time
 import numpy as np
 import torch
 
-from i2r_utils.encoder import EncoderParams, augment, build_model, embed
+from i2r_utils.encoder import EncoderParams, build_model, embed
+from i2r_utils.training import augment
 
 
 def train_rate(params: EncoderParams, seconds: float, n_classes: int = 28) -> float:

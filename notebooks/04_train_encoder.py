@@ -1,16 +1,14 @@
 # %% [markdown]
 # # 04 Train the image encoder of one fold (conditions of the fold never seen)
-# Every non-control condition belongs to exactly one of `n_folds` folds
-# (`i2r_utils.encoder.fold_assignment`, impactful conditions dealt evenly). The encoder of
-# fold `fold` is a ResNet18 (1-channel, random init) trained to classify the condition of
-# each nucleus among the impactful conditions not in the fold plus `EMPTY` (classes balanced
-# every epoch, augmentations, early stopping on held-out wells). It then embeds **all**
-# nuclei, so the conditions of this fold get leakage-free embeddings; `n_folds` = number of
-# conditions is leave-one-condition-out. A rerun with the same parameters and data trains
-# and embeds nothing.
+# Every non-control condition belongs to exactly one of `n_folds` folds (the fold
+# assignment is decided with the impactful conditions, `screen/fold_assignment.csv`). The
+# encoder of fold `fold` is a ResNet18 (1-channel, random init) trained to classify the
+# condition of each nucleus among the impactful conditions not in the fold plus `EMPTY`. It
+# then embeds **all** nuclei, so the conditions of this fold get leakage-free embeddings;
+# `n_folds` = number of conditions is leave-one-condition-out.
 #
 # Produces `work_dir/encoders/fold<k>/encoder.pt` (checkpoint), `encoder.json` (classes,
-# held-out conditions, validation balanced accuracy vs chance, crops/s) and
+# held-out conditions, history, validation balanced accuracy vs chance, crops/s) and
 # `embeddings.parquet` (`Metadata_` columns + `cnn_0..cnn_511` per nucleus).
 
 # %% tags=["parameters"]
@@ -21,44 +19,59 @@ encoder_arch = "resnet18"  # resnet18 | small (fast tests)
 input_size = 32  # crops area-pooled to this side (px) before the network
 epochs = 8  # most training epochs (early stopping on held-out wells)
 samples_per_class = 64  # crops drawn per class each epoch (balanced classes)
-seed = 0  # random seed of the fold assignment and of training
+seed = 0  # random seed of training
+
+# %% [markdown]
+# ## The fold's held-out conditions and its classes
+# The classes are the impactful conditions that are not in this fold, plus the control.
+# Every crop of a held-out condition is removed before anything else: the validation
+# split, the training batches and the BatchNorm calibration never see one.
 
 # %%
-from pathlib import Path
+import time
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from i2r_utils.encoder import (
-    EncoderParams,
-    embed_fold,
-    fold_assignment,
-    load_or_train_fold,
-    pick_device,
-)
-from i2r_utils.io import InputError, read_table, sha256_file
+from i2r_utils.artifacts import artifact
+from i2r_utils.encoder import EncoderParams, embed, embedding_table, pick_device, save_encoder
+from i2r_utils.io import InputError, read_table, write_table
 from i2r_utils.nuclei import load_crops
+from i2r_utils.training import fold_training_set, train_encoder, well_groups
 
-nuc_dir = Path(work_dir) / "nuclei"
-nuclei = read_table(nuc_dir / "nuclei.parquet")
-imp_path = Path(work_dir) / "screen" / "impactful.csv"
-impactful_table = read_table(imp_path)
-if "Metadata_Condition" not in impactful_table:
+folds_path = artifact(work_dir, "folds")
+folds = read_table(folds_path)
+if sorted(folds["Metadata_Fold"].unique()) != list(range(n_folds)):
     raise InputError(
-        f"{imp_path}: no Metadata_Condition column; rerun notebooks/02_screen_conditions."
+        f"{folds_path}: folds {sorted(folds['Metadata_Fold'].unique())} do not match "
+        f"n_folds={n_folds}; rerun notebooks/02_screen_conditions with the same n_folds."
     )
-impactful = impactful_table["Metadata_Condition"].astype(str).tolist()
-folds = fold_assignment(nuclei["Metadata_Condition"], n_folds, seed, impactful)
 if not 0 <= fold < n_folds:
     raise ValueError(f"fold={fold} is outside 0..{n_folds - 1}")
-held_out = folds.loc[folds.Metadata_Fold == fold, "Metadata_Condition"].tolist()
-print(
-    f"fold {fold}/{n_folds}: {len(held_out)} held-out conditions {held_out}; device {pick_device()}"
+held_out = sorted(folds.loc[folds.Metadata_Fold == fold, "Metadata_Condition"].astype(str))
+impactful = read_table(artifact(work_dir, "impactful"))["Metadata_Condition"].astype(str).tolist()
+nuclei = read_table(artifact(work_dir, "nuclei"))
+labels = nuclei["Metadata_Condition"].astype(str).to_numpy()
+keep, classes = fold_training_set(labels, impactful, held_out)
+print(f"fold {fold}/{n_folds}: {len(held_out)} held-out conditions {held_out}")
+print(f"{len(classes)} classes; device {pick_device()}")
+groups = well_groups(nuclei)
+pd.DataFrame({"class": labels[keep], "well": groups[keep]}).groupby("class").agg(
+    crops=("well", "size"), wells=("well", "nunique")
 )
 
+# %% [markdown]
+# ## Training: balanced sampling, augmentation, early stopping on held-out wells
+# One random well of every class (with two or more wells) is set aside for validation, so
+# no well is in both splits. Every epoch draws `samples_per_class` crops of every class
+# (balanced classes whatever their sizes), augments them (zoom and shift, rotations and
+# flips, brightness and contrast) and takes Adam steps with a cosine learning-rate decay.
+# After each epoch the BatchNorm statistics are recomputed on training crops and the
+# balanced accuracy on the validation wells is measured; the weights of the best epoch are
+# kept, and training stops after `patience` epochs without improvement.
+
 # %%
-crops = load_crops(nuc_dir, nuclei)
-inputs = [nuc_dir / "nuclei.parquet", imp_path, *sorted((nuc_dir / "crops").glob("*.npz"))]
-data_key = "-".join(sha256_file(p)[:16] for p in inputs)
+crops = load_crops(artifact(work_dir, "nuclei_dir"), nuclei)
 params = EncoderParams(
     arch=encoder_arch,
     input_size=input_size,
@@ -66,25 +79,41 @@ params = EncoderParams(
     samples_per_class=samples_per_class,
     seed=seed,
 )
-fold_dir = Path(work_dir) / "encoders" / f"fold{fold}"
-model, info = load_or_train_fold(crops, nuclei, impactful, held_out, fold_dir, data_key, params)
+model, info = train_encoder(crops[keep], labels[keep], groups[keep], params)
 assert not set(info["classes"]) & set(held_out), "leak: a held-out condition is a training class"
-info = {**info, **embed_fold(model, crops, nuclei, fold_dir)}
 print(
-    f"{len(info['classes'])} classes; validation balanced accuracy (held-out wells) "
-    f"{info['val_balanced_accuracy']:.3f} vs chance {info['chance']:.3f}; "
-    f"train {info['train_crops_per_s']:.0f} crops/s, embed {info['embed_crops_per_s']:.0f} crops/s; "
-    f"checkpoint reused: {info['reused']}, embeddings reused: {info['embeddings_reused']}"
+    f"{info['n_train_crops']} training and {info['n_val_crops']} validation crops; "
+    f"validation balanced accuracy (held-out wells) {info['val_balanced_accuracy']:.3f} "
+    f"vs chance {info['chance']:.3f} at epoch {info['best_epoch']} of {len(info['history'])}; "
+    f"train {info['train_crops_per_s']:.0f} crops/s"
 )
-
-# %%
-import matplotlib.pyplot as plt
-
 hist = pd.DataFrame(info["history"])
 fig, ax = plt.subplots(figsize=(4, 3))
 ax.plot(hist.epoch, hist.val_bacc, marker="o", label="validation (held-out wells)")
+ax.axvline(info["best_epoch"], ls=":", c="grey", label="best epoch (kept)")
 ax.axhline(info["chance"], ls="--", c="k", label="chance")
 ax.set_xlabel("epoch")
 ax.set_ylabel("balanced accuracy")
 ax.legend(frameon=False)
 hist.round(3)
+
+# %% [markdown]
+# ## Embedding all nuclei
+# The encoder embeds every nucleus of the screen, including the held-out conditions it never
+# saw: their embeddings are the leakage-free ones.
+
+# %%
+t0 = time.perf_counter()
+emb = embed(model, crops, progress=True)
+seconds = time.perf_counter() - t0
+write_table(embedding_table(nuclei, emb), artifact(work_dir, "encoder_embeddings", fold=fold))
+info.update(
+    held_out=held_out,
+    n_nuclei=len(nuclei),
+    embed_seconds=seconds,
+    embed_crops_per_s=len(nuclei) / max(seconds, 1e-9),
+)
+save_encoder(artifact(work_dir, "encoder_dir", fold=fold), model, params, info)
+print(
+    f"{len(nuclei)} nuclei embedded ({emb.shape[1]} dimensions), {len(nuclei) / seconds:.0f} crops/s"
+)

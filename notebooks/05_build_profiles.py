@@ -1,9 +1,6 @@
 # %% [markdown]
 # # 05 Build and evaluate profiles: CNN fold spaces, hand-crafted features, untrained baseline
-# For each representation, nucleus -> image (median) -> well (mean) -> condition (mean), then
-# batch correction: every plate standardised to its `EMPTY` wells and a ZCA sphering transform
-# fitted on the control wells (pycytominer's `Spherize(ZCA)` convention, regulariser
-# `sphering_lambda`). Representations:
+# Condition profiles for three representations of the nuclei:
 #
 # * **trained encoder**: one profile space per fold (`encoders/fold<k>/embeddings.parquet`);
 #   profiles of different fold spaces are *not comparable*, so each space gets its own
@@ -11,14 +8,8 @@
 # * **hand-crafted features** (`nuclei/features/<plate>.parquet`, `Nuclei_*` columns);
 # * **untrained encoder**: the same ResNet18, randomly initialised, same pipeline.
 #
-# Evaluation (thesis metrics, `i2r_utils.evaluation`): mAP of retrieving conditions of the
-# same annotation (network community of the over-expressed gene, `data_dir/truth/genes.csv`),
-# folds of enrichment and hits in the top 1 % of pairs; queries of fold space k are the
-# conditions of fold k, the numbers are averaged over spaces. Also the strong-perturbation
-# ranking (thesis Algorithm 1).
-#
-# Produces, under `work_dir/profiles/`: `fold_assignment.csv`, `cnn_condition_profiles.parquet`
-# (`Metadata_Fold`, `Metadata_HeldOut`, `Metadata_Condition`, ..., `cnn_*`; sphered),
+# Produces, under `work_dir/profiles/`: `cnn_condition_profiles.parquet` (`Metadata_Fold`,
+# `Metadata_HeldOut`, `Metadata_Condition`, ..., `cnn_*`; sphered),
 # `cnn_well_profiles.parquet`, `sphering_fold<k>.npz` (load with
 # `i2r_utils.profiles.load_sphering`), `features_{condition,well}_profiles.parquet`,
 # `sphering_features.npz`, `untrained_condition_profiles.parquet`, `sphering_untrained.npz`,
@@ -31,41 +22,46 @@ work_dir = "../results/tiny"  # results of this data set
 figures_dir = "../results/tiny/figures"  # figure folder
 n_folds = 2  # number of folds of conditions, as in notebook 04
 sphering_lambda = 0.01  # ZCA regulariser added to the control singular values
-seed = 0  # random seed of the fold assignment (as in notebook 04) and the baselines
+seed = 0  # random seed of the untrained encoder and of the random-profile baseline
+
+# %% [markdown]
+# ## The fold encoders
+# Each fold's encoder must hold out exactly the conditions of its fold in the fold
+# assignment (`screen/fold_assignment.csv`).
 
 # %%
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from sklearn.decomposition import PCA
 
-from i2r_utils.encoder import (
-    EncoderParams,
-    fold_assignment,
-    read_encoder_info,
-    untrained_embeddings,
-)
-from i2r_utils.evaluation import evaluate_fold_spaces, plot_profile_evaluation, plot_profile_map
-from i2r_utils.io import InputError, read_table, sha256_file, write_table
+from i2r_utils.artifacts import artifact
+from i2r_utils.columns import CONTROL, feature_columns
+from i2r_utils.encoder import EncoderParams, build_model, embed, embedding_table, read_encoder_info
+from i2r_utils.evaluation import evaluate_fold_spaces
+from i2r_utils.io import InputError, read_table, write_table
 from i2r_utils.nuclei import load_crops
 from i2r_utils.plotting import save_figure
 from i2r_utils.profiles import build_profiles, strong_perturbations
 
-work = Path(work_dir)
-prof_dir = work / "profiles"
-nuclei = read_table(work / "nuclei" / "nuclei.parquet")
-impactful = read_table(work / "screen" / "impactful.csv")["Metadata_Condition"].astype(str).tolist()
-folds = fold_assignment(nuclei["Metadata_Condition"], n_folds, seed, impactful)
-infos = [read_encoder_info(work / "encoders" / f"fold{k}") for k in range(n_folds)]
+nuclei = read_table(artifact(work_dir, "nuclei"))
+impactful = read_table(artifact(work_dir, "impactful"))["Metadata_Condition"].astype(str).tolist()
+folds = read_table(artifact(work_dir, "folds"))
+if sorted(folds["Metadata_Fold"].unique()) != list(range(n_folds)):
+    raise InputError(
+        f"{artifact(work_dir, 'folds')}: folds {sorted(folds['Metadata_Fold'].unique())} do not "
+        f"match n_folds={n_folds}; rerun notebooks 02 and 04 with the same n_folds."
+    )
+infos = [read_encoder_info(artifact(work_dir, "encoder_dir", fold=k)) for k in range(n_folds)]
 for k, info in enumerate(infos):
-    expected = sorted(folds.loc[folds.Metadata_Fold == k, "Metadata_Condition"])
+    expected = sorted(folds.loc[folds.Metadata_Fold == k, "Metadata_Condition"].astype(str))
     if sorted(info["held_out"]) != expected:
         raise InputError(
-            f"{work / 'encoders' / f'fold{k}' / 'encoder.json'}: held-out conditions differ from "
-            f"the fold assignment (n_folds={n_folds}, seed={seed}); rerun notebook 04 for every "
-            "fold with the same n_folds and seed."
+            f"{artifact(work_dir, 'encoder_info', fold=k)}: held-out conditions differ from "
+            f"{artifact(work_dir, 'folds')}; rerun notebook 04 for every fold after notebook 02."
         )
-write_table(folds, prof_dir / "fold_assignment.csv")
 pd.DataFrame(
     [
         {
@@ -80,14 +76,30 @@ pd.DataFrame(
 ).round(3)
 
 # %% [markdown]
+# ## Aggregation levels and sphering on the control wells
+# For every representation (`i2r_utils.profiles.build_profiles`):
+#
+# 1. nucleus -> image: the **median** of the image's nuclei (robust to a few odd nuclei);
+# 2. image -> well: the **mean** of the well's images;
+# 3. batch correction: every plate is standardised to its own `EMPTY` wells, then a ZCA
+#    sphering transform fitted on all control wells is applied (pycytominer's
+#    `Spherize(ZCA)` convention, regulariser `sphering_lambda`): control variation becomes
+#    white noise, so a condition's profile measures how it differs from the control;
+# 4. well -> condition: the **mean** of the condition's wells, before and after sphering.
+#
+# The fitted transform is saved, so a new target's images are profiled in the same space.
+#
 # ## Trained encoder: one profile space per fold
+# The encoder of fold k embedded every nucleus; its profiles get their own sphering
+# transform. `Metadata_HeldOut` marks the conditions that encoder never saw: only those are
+# leakage-free in fold space k.
 
 # %%
 cnn_wells, cnn_conds, sets = [], [], {}
 for k in range(n_folds):
-    emb = read_table(work / "encoders" / f"fold{k}" / "embeddings.parquet")
+    emb = read_table(artifact(work_dir, "encoder_embeddings", fold=k))
     ps = build_profiles(emb, sphering_lambda)
-    ps.sphering.save(prof_dir / f"sphering_fold{k}.npz")
+    ps.sphering.save(artifact(work_dir, "sphering_fold", fold=k))
     held = set(infos[k]["held_out"])
     for df, out in ((ps.wells_after, cnn_wells), (ps.conditions_after, cnn_conds)):
         df = df.copy()
@@ -97,38 +109,48 @@ for k in range(n_folds):
     sets[f"fold{k}"] = ps
 cnn_wells = pd.concat(cnn_wells, ignore_index=True)
 cnn_conds = pd.concat(cnn_conds, ignore_index=True)
-write_table(cnn_wells, prof_dir / "cnn_well_profiles.parquet")
-write_table(cnn_conds, prof_dir / "cnn_condition_profiles.parquet")
-print(f"{len(cnn_conds)} condition profiles in {n_folds} fold spaces, {cnn_conds.shape[1]} columns")
+write_table(cnn_wells, artifact(work_dir, "cnn_well_profiles"))
+write_table(cnn_conds, artifact(work_dir, "cnn_condition_profiles"))
+ps0 = sets["fold0"]
+print(
+    f"{len(cnn_conds)} condition profiles in {n_folds} fold spaces, {cnn_conds.shape[1]} columns; "
+    f"fold 0: {len(ps0.wells)} wells from {int(ps0.wells.Metadata_Images.sum())} images and "
+    f"{int(ps0.wells.Metadata_Nuclei.sum())} nuclei; sphering fitted on "
+    f"{ps0.sphering.n_controls} control wells"
+)
 
 # %% [markdown]
-# ## Hand-crafted features and the untrained encoder
+# ## Baselines: hand-crafted features and the untrained encoder
+# The same aggregation and sphering for the hand-crafted chromatin features and for the
+# embeddings of a randomly initialised ResNet18 (same architecture and input size as the
+# trained encoders, seed `seed`): what the training adds.
 
 # %%
-feat_files = sorted((work / "nuclei" / "features").glob("*.parquet"))
+feat_files = sorted(artifact(work_dir, "features_dir").glob("*.parquet"))
 if not feat_files:
-    raise InputError(f"{work / 'nuclei' / 'features'}: no feature tables; run notebook 01.")
+    raise InputError(f"{artifact(work_dir, 'features_dir')}: no feature tables; run notebook 01.")
 features = pd.concat([read_table(p) for p in feat_files], ignore_index=True)
 feat_ps = build_profiles(features, sphering_lambda)
-feat_ps.sphering.save(prof_dir / "sphering_features.npz")
-write_table(feat_ps.wells_after, prof_dir / "features_well_profiles.parquet")
-write_table(feat_ps.conditions_after, prof_dir / "features_condition_profiles.parquet")
+feat_ps.sphering.save(artifact(work_dir, "sphering_features"))
+write_table(feat_ps.wells_after, artifact(work_dir, "features_well_profiles"))
+write_table(feat_ps.conditions_after, artifact(work_dir, "features_condition_profiles"))
 
-crops = load_crops(work / "nuclei", nuclei)
-params = EncoderParams(**{**infos[0]["params"], "seed": seed})
-untrained = untrained_embeddings(
-    crops, nuclei, params, work / "encoders" / "untrained",
-    data_key=sha256_file(work / "nuclei" / "nuclei.parquet"),
-)  # fmt: skip
+crops = load_crops(artifact(work_dir, "nuclei_dir"), nuclei)
+untrained_model = build_model(EncoderParams(**{**infos[0]["params"], "seed": seed}), n_classes=1)
+untrained = embedding_table(nuclei, embed(untrained_model, crops, progress=True))
 unt_ps = build_profiles(untrained, sphering_lambda)
-unt_ps.sphering.save(prof_dir / "sphering_untrained.npz")
-write_table(unt_ps.conditions_after, prof_dir / "untrained_condition_profiles.parquet")
-print(f"hand-crafted: {len(feat_ps.sphering.features)} features; untrained: "
-      f"{len(unt_ps.sphering.features)} dimensions")  # fmt: skip
+unt_ps.sphering.save(artifact(work_dir, "sphering_untrained"))
+write_table(unt_ps.conditions_after, artifact(work_dir, "untrained_condition_profiles"))
+print(
+    f"hand-crafted: {len(feat_ps.sphering.features)} features; untrained: "
+    f"{len(unt_ps.sphering.features)} dimensions"
+)
 
 # %% [markdown]
 # ## Strong perturbations (thesis Algorithm 1) on sphered well profiles
-# A condition's CNN score comes from the fold space in which it was held out.
+# Per plate, every well's distance to the median control well, z-scored with the control
+# wells' distances; a condition's score sums its mean z over plates. A condition's CNN
+# score comes from the fold space in which it was held out.
 
 # %%
 ranks = strong_perturbations(feat_ps.wells_after).rename(
@@ -148,7 +170,7 @@ ranks = ranks.merge(
 )
 ranks["cnn_rank"] = ranks["cnn_score"].rank(ascending=False, method="first").astype(int)
 ranks["Metadata_Impactful"] = ranks["Metadata_Condition"].isin(impactful)
-write_table(ranks, prof_dir / "strong_perturbations.csv")
+write_table(ranks, artifact(work_dir, "strong_perturbations"))
 n_imp = int(ranks.Metadata_Impactful.sum())
 print(
     f"impactful conditions among the top {n_imp} strongest: hand-crafted "
@@ -159,10 +181,17 @@ ranks.head(10)
 
 # %% [markdown]
 # ## Profile evaluation: mAP, folds of enrichment, hits in the top 1 %
+# Thesis metrics (`i2r_utils.evaluation`), on the annotation of the synthetic screen (the
+# network community of the over-expressed gene, `data_dir/truth/genes.csv`): mAP of
+# retrieving the conditions of the same annotation (copairs), folds of enrichment and hits
+# of same-annotation pairs in the top 1 % of pairs. The queries of fold space k are the
+# conditions of fold k; the numbers are averaged over spaces. Random profiles (20 draws)
+# give the chance mAP.
 
 # %%
 genes_path = Path(data_dir) / "truth" / "genes.csv"
-if not genes_path.is_file():
+has_annotation = genes_path.is_file()
+if not has_annotation:
     print(f"{genes_path} not found: no annotation, profile evaluation skipped")
 else:
     community = read_table(genes_path).set_index("gene")["community"]
@@ -170,12 +199,8 @@ else:
     def annotate(df):
         return df.assign(Metadata_Annotation=df["Metadata_Condition"].map(community))
 
-    spaces = {
-        "hand-crafted features": feat_ps,
-        "untrained ResNet18": unt_ps,
-    }
     rows = []
-    for name, ps in spaces.items():
+    for name, ps in (("hand-crafted features", feat_ps), ("untrained ResNet18", unt_ps)):
         for stage, conds in (("before", ps.conditions_before), ("after", ps.conditions_after)):
             res = evaluate_fold_spaces(annotate(conds), folds)
             rows.append(res.assign(representation=name, sphering=stage))
@@ -194,22 +219,112 @@ else:
     for _ in range(20):  # random profiles: the mAP of a random ranking
         noise = base.assign(**{f"x{j}": rng.normal(size=len(base)) for j in range(8)})
         chance.append(evaluate_fold_spaces(annotate(noise), folds).iloc[-1]["mAP"])
+    chance_map = float(np.mean(chance))
     evaluation = pd.concat(rows, ignore_index=True)
-    evaluation["chance_mAP"] = float(np.mean(chance))
+    evaluation["chance_mAP"] = chance_map
     cols = ["representation", "sphering", "fold", "mAP", "fold_enrichment", "hits", "p_value"]
     evaluation = evaluation[cols + [c for c in evaluation if c not in cols]]
-    write_table(evaluation, prof_dir / "evaluation.csv")
+    write_table(evaluation, artifact(work_dir, "profile_evaluation"))
     summary = evaluation[evaluation.fold == "mean"]
-    fig = plot_profile_evaluation(summary, chance_map=float(np.mean(chance)))
+    print(f"chance mAP {chance_map:.3f}")
+    display_cols = ["representation", "sphering", "mAP", "fold_enrichment", "hits", "n_queries"]
+    print(summary[display_cols].round(3).to_string(index=False))
+
+# %% [markdown]
+# ### Figure: mAP against folds of enrichment, before and after sphering
+# One colour per representation, circles before and squares after sphering (an arrow
+# joins them); the numbers are the same-community hits in the top 1 % of pairs.
+
+# %%
+if has_annotation:
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    reps = list(dict.fromkeys(summary["representation"]))
+    colors = dict(zip(reps, plt.cm.tab10.colors, strict=False))
+    markers = {"before": "o", "after": "s"}
+    for rep in reps:
+        sub = summary[summary["representation"] == rep].set_index("sphering")
+        ax.annotate(
+            "", xy=(sub.loc["after", "mAP"], sub.loc["after", "fold_enrichment"]),
+            xytext=(sub.loc["before", "mAP"], sub.loc["before", "fold_enrichment"]),
+            arrowprops={"arrowstyle": "->", "color": colors[rep], "alpha": 0.6},
+        )  # fmt: skip
+        for stage, r in sub.iterrows():
+            ax.scatter(r["mAP"], r["fold_enrichment"], s=70, color=colors[rep],
+                       marker=markers[stage], edgecolor="k", zorder=3)  # fmt: skip
+            ax.annotate(f"{int(r['hits'])}", (r["mAP"], r["fold_enrichment"]),
+                        textcoords="offset points", xytext=(6, 4), fontsize=7)  # fmt: skip
+    ax.axvline(chance_map, ls="--", c="grey", lw=1)
+    ax.text(chance_map, ax.get_ylim()[1], " random", va="top", fontsize=7, color="grey")
+    ax.axhline(1.0, ls=":", c="grey", lw=1)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colors[r], label=r) for r in reps]
+    handles += [
+        plt.Line2D([], [], marker=m, ls="", color="w", markeredgecolor="k", label=f"{s} sphering")
+        for s, m in markers.items()
+    ]
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="best")
+    ax.set_xlabel("mAP (retrieving same-community conditions)")
+    ax.set_ylabel("folds of enrichment (top 1 % pairs)")
+    ax.set_title(
+        "Condition profiles, mean over fold spaces (queries: each space's held-out "
+        "conditions)\nnumbers: same-community hits in the top 1 % of pairs",
+        fontsize=8,
+    )
+    fig.tight_layout()
     save_figure(fig, Path(figures_dir) / "fig_profile_evaluation")
+
+# %% [markdown]
+# ### Figure: PCA maps of the sphered condition profiles, coloured by community
+# Hand-crafted features, the untrained encoder and the fold-0 space of the trained encoder
+# (diamonds: the conditions that encoder never saw); the control is left out.
+
+# %%
+if has_annotation:
     maps = {
         "hand-crafted features": annotate(feat_ps.conditions_after),
         "untrained ResNet18": annotate(unt_ps.conditions_after),
         "trained ResNet18, fold-0 space": annotate(cnn_conds[cnn_conds.Metadata_Fold == 0]),
     }
-    maps = {k: v[v.Metadata_Condition != "EMPTY"] for k, v in maps.items()}
-    fig2 = plot_profile_map(maps)
-    save_figure(fig2, Path(figures_dir) / "fig_profile_map")
-    print(f"chance mAP {np.mean(chance):.3f}")
-    display_cols = ["representation", "sphering", "mAP", "fold_enrichment", "hits", "n_queries"]
-    print(summary[display_cols].round(3).to_string(index=False))
+    maps = {k: v[v.Metadata_Condition != CONTROL] for k, v in maps.items()}
+
+    def community_name(v):
+        if pd.isna(v):
+            return None
+        integral = isinstance(v, float | np.floating) and float(v).is_integer()
+        return str(int(v)) if integral else str(v)
+
+    labels = sorted(
+        {community_name(v) for df in maps.values() for v in df.Metadata_Annotation.dropna()}
+    )
+    colors = dict(zip(labels, plt.cm.tab10.colors, strict=False))
+    fig, axes = plt.subplots(1, len(maps), figsize=(3.6 * len(maps), 3.6), squeeze=False)
+    for ax, (title, df) in zip(axes[0], maps.items(), strict=True):
+        x = df[feature_columns(df)].to_numpy(np.float64)
+        xy = PCA(2, random_state=0).fit_transform(x) if len(x) > 2 else np.zeros((len(x), 2))
+        names = df["Metadata_Annotation"].map(community_name).to_numpy()
+        held = np.zeros(len(df), bool)
+        if "Metadata_HeldOut" in df:
+            held = df["Metadata_HeldOut"].to_numpy(bool)
+            if held.any():
+                title += "\n(diamonds: conditions held out by this encoder)"
+        for lab in [*labels, None]:
+            for marker, part in (("o", ~held), ("D", held)):
+                m = np.array([n == lab for n in names]) & part
+                if m.any():
+                    ax.scatter(
+                        *xy[m].T, s=28, marker=marker, color=colors.get(lab, "lightgrey"),
+                        edgecolor="k", lw=0.4, label=(lab or "none") if marker == "o" else None,
+                    )  # fmt: skip
+        if len(df) <= 60:
+            for (px, py), cond in zip(xy, df["Metadata_Condition"], strict=True):
+                ax.annotate(
+                    str(cond), (px, py), fontsize=5, xytext=(2, 2), textcoords="offset points"
+                )
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("PC1")
+        ax.set_ylabel("PC2")
+    axes[0, -1].legend(title="community", frameon=False, fontsize=7, title_fontsize=8,
+                       loc="center left", bbox_to_anchor=(1, 0.5))  # fmt: skip
+    fig.tight_layout()
+    save_figure(fig, Path(figures_dir) / "fig_profile_map")

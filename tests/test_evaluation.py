@@ -8,8 +8,6 @@ from i2r_utils.evaluation import (
     evaluate_fold_spaces,
     evaluate_space,
     pair_enrichment,
-    plot_profile_evaluation,
-    plot_profile_map,
 )
 
 SEED = 0
@@ -72,13 +70,3 @@ def test_fold_spaces_use_their_own_queries():
     res = evaluate_fold_spaces(spaces, folds, top=0.1).set_index("fold")
     assert res.loc["0", "mAP"] == pytest.approx(1.0) and res.loc["1", "mAP"] < 0.9
     assert np.allclose(np.diag(cosine_similarity(df[feats].to_numpy())), 1.0)
-
-
-def test_plots_build():
-    table = pd.DataFrame({"representation": ["a", "a", "b", "b"],
-                          "sphering": ["before", "after"] * 2, "mAP": [0.3, 0.4, 0.5, 0.6],
-                          "fold_enrichment": [1, 2, 3, 4], "hits": [0, 1, 2, 3]})  # fmt: skip
-    fig = plot_profile_evaluation(table, chance_map=0.3)
-    assert len(fig.axes) == 1
-    fig2 = plot_profile_map({"x": clustered(), "y": clustered(seed=1)})
-    assert len(fig2.axes) == 2

@@ -10,13 +10,21 @@ from i2r_utils.genes import (
     link_prediction_auc,
     load_expression,
     load_network,
-    load_string_aliases,
     match_genes,
     spectral_embedding,
     split_edges,
     target_genes,
 )
 from i2r_utils.io import InputError
+
+
+def load_string_aliases(path) -> dict[str, str]:
+    """STRING ``protein.info`` table -> {upper-case protein id: upper-case preferred name}."""
+    df = pd.read_csv(path, sep="\t")
+    cols = {c.lower().lstrip("#"): c for c in df.columns}
+    pid = cols.get("string_protein_id") or cols.get("protein_external_id")
+    name = cols["preferred_name"]
+    return dict(zip(df[pid].astype(str).str.upper(), df[name].astype(str).str.upper(), strict=True))
 
 
 def _caveman(n_comm=4, size=8):

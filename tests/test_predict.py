@@ -103,7 +103,6 @@ def _build_profiles(
     write_table(pd.concat(rows, ignore_index=True), artifact(results, "cnn_condition_profiles"))
     folds = assignment[["Metadata_Condition", "Metadata_Fold"]]
     write_table(folds, artifact(results, "folds"))
-    write_table(folds, results / "profiles" / "fold_assignment.csv")  # read by profiles today
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +114,11 @@ def trained_results(tmp_path_factory, tiny_screen):
         EncoderParams,
         embed,
         embedding_table,
-        load_or_train_fold,
+        save_encoder,
     )
     from i2r_utils.io import write_table
     from i2r_utils.screen import fold_assignment
+    from i2r_utils.training import fold_training_set, train_encoder, well_groups
 
     torch.set_num_threads(1)
     screen = tiny_screen
@@ -143,17 +143,13 @@ def trained_results(tmp_path_factory, tiny_screen):
     tables = {}
     for fold in range(N_FOLDS):
         held = assignment.loc[assignment.Metadata_Fold == fold, "Metadata_Condition"].tolist()
-        model, _ = load_or_train_fold(
-            crops,
-            nuclei,
-            impactful,
-            held,
-            artifact(results, "encoder_dir", fold=fold),
-            "test",
-            params,
-            device="cpu",
-            progress=False,
+        labels = nuclei.Metadata_Condition.astype(str).to_numpy()
+        keep, _ = fold_training_set(labels, impactful, held)
+        model, info = train_encoder(
+            crops[keep], labels[keep], well_groups(nuclei)[keep], params, "cpu", progress=False
         )
+        save_encoder(artifact(results, "encoder_dir", fold=fold), model, params,
+                     {**info, "held_out": held})  # fmt: skip
         tables[fold] = embedding_table(nuclei, embed(model, crops, device="cpu"))
     _build_profiles(results, tables, assignment, features)
     return {"screen": screen, "results": results, "assignment": assignment, "impactful": impactful}

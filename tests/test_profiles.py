@@ -161,12 +161,12 @@ def test_translation_profiles_three_representations(tmp_path):
          for k in (0, 1)], ignore_index=True,
     )  # fmt: skip
     feats = pd.DataFrame({"Metadata_Condition": conds, "Nuclei_X": rng.normal(size=3)})
+    with pytest.raises(InputError, match="cnn_condition_profiles"):
+        translation_profiles(tmp_path, "features")
     write_table(cnn, tmp_path / "cnn_condition_profiles.parquet")
-    with pytest.raises(InputError, match="run stage 05"):
+    with pytest.raises(InputError, match="features_condition_profiles"):
         translation_profiles(tmp_path, "both")
     write_table(feats, tmp_path / "features_condition_profiles.parquet")
-    write_table(pd.DataFrame({"Metadata_Condition": ["A", "B"], "Metadata_Fold": [0, 1]}),
-                tmp_path / "fold_assignment.csv")  # fmt: skip
     pd.testing.assert_frame_equal(translation_profiles(tmp_path, "cnn"), cnn)
     f = translation_profiles(tmp_path, "features")
     assert f.groupby("Metadata_Fold").size().to_dict() == {0: 3, 1: 3}

@@ -34,8 +34,6 @@ __all__ = [
     "pair_enrichment",
     "evaluate_space",
     "evaluate_fold_spaces",
-    "plot_profile_evaluation",
-    "plot_profile_map",
 ]
 
 
@@ -190,7 +188,7 @@ def evaluate_fold_spaces(
         fold (rows of fold-space k are evaluated with the conditions of fold k as queries);
         without it, a single space evaluated with each fold's queries in turn.
     folds : pandas.DataFrame
-        ``Metadata_Condition``, ``Metadata_Fold`` (:func:`i2r_utils.encoder.fold_assignment`).
+        ``Metadata_Condition``, ``Metadata_Fold``: the fold assignment of the conditions.
     annotation : str
         Annotation column.
     top : float
@@ -221,121 +219,3 @@ def evaluate_fold_spaces(
     for c in ("hits", "n_queries", "n_top", "n_pairs", "n_positive_pairs"):
         mean[c] = int(out[c].sum())
     return pd.concat([out, pd.DataFrame([mean])], ignore_index=True)
-
-
-def plot_profile_evaluation(table: pd.DataFrame, chance_map: float | None = None):
-    """Scatter of mAP vs folds of enrichment per representation, before/after sphering.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Rows with ``representation``, ``sphering`` ("before"/"after"), ``mAP``,
-        ``fold_enrichment``, ``hits`` (the "mean" rows of :func:`evaluate_fold_spaces`).
-    chance_map : float, optional
-        mAP of a random ranking, drawn as a dashed line.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure.
-    """
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.2, 4.4))
-    reps = list(dict.fromkeys(table["representation"]))
-    colors = dict(zip(reps, plt.cm.tab10.colors, strict=False))
-    markers = {"before": "o", "after": "s"}
-    for rep in reps:
-        sub = table[table["representation"] == rep].set_index("sphering")
-        if {"before", "after"} <= set(sub.index):
-            ax.annotate(
-                "", xy=(sub.loc["after", "mAP"], sub.loc["after", "fold_enrichment"]),
-                xytext=(sub.loc["before", "mAP"], sub.loc["before", "fold_enrichment"]),
-                arrowprops={"arrowstyle": "->", "color": colors[rep], "alpha": 0.6},
-            )  # fmt: skip
-        for stage, r in sub.iterrows():
-            ax.scatter(r["mAP"], r["fold_enrichment"], s=70, color=colors[rep],
-                       marker=markers.get(stage, "^"), edgecolor="k", zorder=3)  # fmt: skip
-            ax.annotate(f"{int(r['hits'])}", (r["mAP"], r["fold_enrichment"]),
-                        textcoords="offset points", xytext=(6, 4), fontsize=7)  # fmt: skip
-    if chance_map is not None:
-        ax.axvline(chance_map, ls="--", c="grey", lw=1)
-        ax.text(chance_map, ax.get_ylim()[1], " random", va="top", fontsize=7, color="grey")
-    ax.axhline(1.0, ls=":", c="grey", lw=1)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=colors[r], label=r) for r in reps]
-    handles += [
-        plt.Line2D([], [], marker=m, ls="", color="w", markeredgecolor="k", label=f"{s} sphering")
-        for s, m in markers.items()
-    ]
-    ax.legend(handles=handles, frameon=False, fontsize=8, loc="best")
-    ax.set_xlabel("mAP (retrieving same-community conditions)")
-    ax.set_ylabel("folds of enrichment (top 1 % pairs)")
-    ax.set_title(
-        "Condition profiles, mean over fold spaces (queries: each space's held-out "
-        "conditions)\nnumbers: same-community hits in the top 1 % of pairs",
-        fontsize=8,
-    )
-    fig.tight_layout()
-    return fig
-
-
-def plot_profile_map(spaces: dict, annotation: str = "Metadata_Annotation"):
-    """PCA maps of condition profiles coloured by annotation, one panel per space.
-
-    Parameters
-    ----------
-    spaces : dict
-        Title -> condition profiles (``Metadata_Condition``, ``annotation``, features).
-    annotation : str
-        Colouring column.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure.
-    """
-    import matplotlib.pyplot as plt
-    from sklearn.decomposition import PCA
-
-    fig, axes = plt.subplots(1, len(spaces), figsize=(3.6 * len(spaces), 3.6), squeeze=False)
-
-    def _name(v):
-        if pd.isna(v):
-            return None
-        return (
-            str(int(v)) if isinstance(v, float | np.floating) and float(v).is_integer() else str(v)
-        )
-
-    labels = sorted({_name(v) for df in spaces.values() for v in df[annotation].dropna()})
-    colors = dict(zip(labels, plt.cm.tab10.colors, strict=False))
-    for ax, (title, df) in zip(axes[0], spaces.items(), strict=True):
-        x = df[feature_columns(df)].to_numpy(np.float64)
-        xy = PCA(2, random_state=0).fit_transform(x) if len(x) > 2 else np.zeros((len(x), 2))
-        names = df[annotation].map(_name).to_numpy()
-        held = np.zeros(len(df), bool)
-        if "Metadata_HeldOut" in df:
-            held = df["Metadata_HeldOut"].to_numpy(bool)
-            if held.any():
-                title += "\n(diamonds: conditions held out by this encoder)"
-        for lab in [*labels, None]:
-            for marker, part in (("o", ~held), ("D", held)):
-                m = np.array([n == lab for n in names]) & part
-                if m.any():
-                    ax.scatter(
-                        *xy[m].T, s=28, marker=marker, color=colors.get(lab, "lightgrey"),
-                        edgecolor="k", lw=0.4, label=(lab or "none") if marker == "o" else None,
-                    )  # fmt: skip
-        if len(df) <= 60:
-            for (px, py), cond in zip(xy, df["Metadata_Condition"], strict=True):
-                ax.annotate(
-                    str(cond), (px, py), fontsize=5, xytext=(2, 2), textcoords="offset points"
-                )
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel("PC1")
-        ax.set_ylabel("PC2")
-    axes[0, -1].legend(title="community", frameon=False, fontsize=7, title_fontsize=8,
-                       loc="center left", bbox_to_anchor=(1, 0.5))  # fmt: skip
-    fig.tight_layout()
-    return fig

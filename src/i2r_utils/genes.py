@@ -34,11 +34,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .columns import CONTROL
 from .io import InputError
 
 __all__ = [
     "load_network",
-    "load_string_aliases",
     "load_expression",
     "match_genes",
     "target_genes",
@@ -58,35 +58,6 @@ def _read_delimited(path: Path, **kw) -> pd.DataFrame:
     return pd.read_csv(path, sep=r"\s+", engine="python", **kw)
 
 
-def load_string_aliases(path: str | Path) -> dict[str, str]:
-    """Read a STRING ``protein.info`` table into a protein id -> gene symbol mapping.
-
-    Parameters
-    ----------
-    path : path-like
-        TSV with ``#string_protein_id`` (or ``protein_external_id``) and ``preferred_name``
-        columns, as downloaded from STRING.
-
-    Returns
-    -------
-    dict
-        Upper-case protein id -> upper-case symbol.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: STRING alias table not found.")
-    df = pd.read_csv(path, sep="\t")
-    cols = {c.lower().lstrip("#"): c for c in df.columns}
-    pid = cols.get("string_protein_id") or cols.get("protein_external_id")
-    name = cols.get("preferred_name")
-    if pid is None or name is None:
-        raise InputError(
-            f"{path}: expected columns '#string_protein_id' and 'preferred_name' "
-            f"(STRING protein.info); got {list(df.columns)}."
-        )
-    return dict(zip(df[pid].astype(str).str.upper(), df[name].astype(str).str.upper(), strict=True))
-
-
 def load_network(
     path: str | Path, aliases: Mapping[str, str] | None = None, min_weight: float = 0.0
 ) -> nx.Graph:
@@ -100,7 +71,7 @@ def load_network(
         and optionally ``weight``, ``combined_score`` (STRING, 0-1000, divided by 1000)
         or ``score``.
     aliases : mapping, optional
-        Identifier -> gene symbol (e.g. from :func:`load_string_aliases`), applied
+        Identifier -> gene symbol (e.g. STRING protein id -> preferred name), applied
         case-insensitively; identifiers without an alias are kept as they are.
     min_weight : float
         Edges with a (rescaled) weight below this are dropped.
@@ -217,7 +188,7 @@ def match_genes(query: Iterable[str], reference: Iterable[str]) -> tuple[dict, l
     return mapping, unmatched
 
 
-def target_genes(data_dir: str | Path, control: str = "EMPTY") -> list[str]:
+def target_genes(data_dir: str | Path, control: str = CONTROL) -> list[str]:
     """Over-expressed target genes of a screen, from its metadata only (no image data).
 
     Parameters

@@ -3,8 +3,8 @@
 Tables follow the ``Metadata_`` convention; features are all other columns.
 
 Batch correction (:func:`fit_sphering`, :class:`Sphering`): every plate is standardised to
-its control (``EMPTY``) wells, then a ZCA sphering transform fitted on the control wells is
-applied (as pycytominer's ``Spherize(method="ZCA")``, tested against it). The fitted
+its control wells (``columns.CONTROL``), then a ZCA sphering transform fitted on the control
+wells is applied (as pycytominer's ``Spherize(method="ZCA")``, tested against it). The fitted
 transform is saved as ``.npz`` (:meth:`Sphering.save`) and loaded with
 :func:`load_sphering`, so new images can be profiled in the same space.
 :func:`strong_perturbations` ranks conditions by phenotype strength (thesis Algorithm 1).
@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .columns import feature_columns, get_metadata
-from .io import InputError, atomic_path
+from .columns import CONTROL, feature_columns, get_metadata
+from .io import InputError, atomic_path, read_table
 
 __all__ = [
-    "CONTROL",
     "IMAGE_KEYS",
     "WELL_KEYS",
     "aggregate",
@@ -47,8 +46,6 @@ __all__ = [
     "combine_representation",
     "translation_profiles",
 ]
-
-CONTROL = "EMPTY"
 
 WELL_KEYS = ["Metadata_Plate", "Metadata_Well", "Metadata_Condition"]
 IMAGE_KEYS = WELL_KEYS + ["Metadata_Site"]
@@ -367,7 +364,9 @@ def load_sphering(path: str | os.PathLike) -> Sphering:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: sphering transform not found; run notebooks/05_build_profiles.")
+        raise InputError(
+            f"{path}: sphering transform not found; build the profiles of this run first."
+        )
     with np.load(path, allow_pickle=False) as z:
         return Sphering(
             features=z["features"].astype(str).tolist(),
@@ -566,8 +565,9 @@ def translation_profiles(
     Parameters
     ----------
     profiles_dir : path-like
-        ``work_dir/profiles`` of a completed stage 05 (``cnn_condition_profiles.parquet``,
-        ``features_condition_profiles.parquet``, ``fold_assignment.csv``).
+        ``work_dir/profiles`` with ``cnn_condition_profiles.parquet`` (one space per fold,
+        ``Metadata_Fold``) and, for ``"features"`` and ``"both"``,
+        ``features_condition_profiles.parquet``.
     representation : {"cnn", "features", "both"}
         ``"cnn"``: the trained encoder's sphered profiles (a condition's row in fold space
         ``k`` comes from the encoder of fold ``k``); ``"features"``: the sphered
@@ -580,30 +580,26 @@ def translation_profiles(
     pandas.DataFrame
         ``Metadata_Fold``, ``Metadata_Condition`` (and other metadata) and features.
     """
-    from .io import read_table
-
     if representation not in REPRESENTATIONS:
         raise InputError(
             f"unknown representation {representation!r}; choose one of {list(REPRESENTATIONS)}"
         )
     pdir = Path(profiles_dir)
-    need = {
-        "cnn": ["cnn_condition_profiles.parquet"],
-        "features": ["features_condition_profiles.parquet", "fold_assignment.csv"],
-    }
-    need["both"] = need["cnn"] + need["features"]
-    missing = [n for n in need[representation] if not (pdir / n).is_file()]
+    need = ["cnn_condition_profiles.parquet"]
+    if representation != "cnn":
+        need.append("features_condition_profiles.parquet")
+    missing = [n for n in need if not (pdir / n).is_file()]
     if missing:
-        raise InputError(f"{pdir}: missing {missing}; run stage 05 (05_build_profiles) first.")
+        raise InputError(
+            f"{pdir}: missing {missing}; build the condition profiles of this run first."
+        )
+    cnn = read_table(pdir / "cnn_condition_profiles.parquet")
     if representation == "cnn":
-        return read_table(pdir / "cnn_condition_profiles.parquet")
+        return cnn
     feats = read_table(pdir / "features_condition_profiles.parquet")
-    folds = read_table(pdir / "fold_assignment.csv")["Metadata_Fold"]
-    folds = sorted(int(f) for f in folds.unique())
-    cnn = read_table(pdir / "cnn_condition_profiles.parquet") if representation == "both" else None
     out = []
-    for k in folds:
-        space = None if cnn is None else cnn[cnn["Metadata_Fold"] == k]
+    for k in sorted(int(f) for f in cnn["Metadata_Fold"].unique()):
+        space = cnn[cnn["Metadata_Fold"] == k] if representation == "both" else None
         fold_feats = feats.assign(Metadata_Fold=k)[["Metadata_Fold", *feats.columns]]
         out.append(combine_representation(space, fold_feats, representation))
     return pd.concat(out, ignore_index=True)
