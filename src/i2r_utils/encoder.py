@@ -8,11 +8,11 @@ fold's training at a few thousand crops per minute on two CPU cores.
 Leakage-free embeddings with K trainings instead of one per condition: every non-control
 condition is assigned to exactly one of K folds (:func:`i2r_utils.screen.fold_assignment`,
 decided once with the impactful conditions); the encoder of fold k is trained
-(:mod:`i2r_utils.training`) without any crop of a fold-k condition and then embeds every
-nucleus (:func:`embed`, :func:`embedding_table`). A condition is therefore always embedded by an encoder that never saw it; K = number of conditions is
-leave-one-condition-out. A trained encoder is written with :func:`save_encoder` and read
-back with :func:`load_encoder`, e.g. to embed a new target's nuclei exactly as the
-screen's.
+(:mod:`i2r_utils.training`) without any crop of a fold-k condition and then embeds every nucleus
+(:func:`embed`, :func:`embedding_table`). A condition is therefore always embedded by an encoder
+that never saw it; K = number of conditions is leave-one-condition-out. A trained encoder is
+written with :func:`save_encoder` and read back with :func:`load_encoder`, e.g. to embed a new
+target's nuclei exactly as the screen's.
 """
 
 from __future__ import annotations
