@@ -1,4 +1,5 @@
 import pytest
+from fetch_servers import isolate_aws, make_cpg_bucket, serve_http, serve_moto
 
 from i2r_utils.simulate import simulate_screen
 
@@ -9,3 +10,30 @@ SEED = 0
 def tiny_screen(tmp_path_factory):
     """The tiny synthetic screen, generated once per test session."""
     return simulate_screen(tmp_path_factory.mktemp("screen") / "tiny", "tiny", SEED, progress=False)
+
+
+# --- local servers of the fetcher tests (tests/fetch_servers.py) ---------------------------
+@pytest.fixture
+def no_real_aws(monkeypatch, tmp_path):
+    """Dummy AWS credentials, no config files, no proxies for 127.0.0.1."""
+    isolate_aws(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A local HTTP server over ``tmp_path/served``."""
+    with serve_http(tmp_path / "served") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """URL of a moto S3 server on 127.0.0.1, one per test module."""
+    with serve_moto() as url:
+        yield url
+
+
+@pytest.fixture
+def cpg_bucket(moto_url):
+    """A bucket with the Cell Painting Gallery layout on the moto server."""
+    return make_cpg_bucket(moto_url)

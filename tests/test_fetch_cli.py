@@ -6,26 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fetch_servers import isolate_aws, make_cpg_bucket, serve_demo_zip, serve_http, serve_moto
+from fetch_servers import make_cpg_bucket, serve_demo_zip
 
 from i2r_pipeline.fetch import main
 
-
-@pytest.fixture(autouse=True)
-def _no_real_aws(monkeypatch, tmp_path):
-    isolate_aws(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    with serve_http(tmp_path / "served") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    with serve_moto() as url:
-        yield url
+pytestmark = pytest.mark.usefixtures("no_real_aws")  # fixtures: tests/conftest.py
 
 
 def test_main_demo_and_layout(http_server, tmp_path, capsys):

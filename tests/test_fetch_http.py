@@ -7,21 +7,12 @@ import logging
 
 import numpy as np
 import pytest
-from fetch_servers import FAST, LOCAL, closed_port, isolate_aws, serve_http
+from fetch_servers import FAST, LOCAL, closed_port
 
 from i2r_pipeline.fetch.http import download
 from i2r_utils.io import InputError
 
-
-@pytest.fixture(autouse=True)
-def _no_real_aws(monkeypatch, tmp_path):
-    isolate_aws(monkeypatch, tmp_path)  # also keeps proxies away from 127.0.0.1
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    with serve_http(tmp_path / "served") as server:
-        yield server
+pytestmark = pytest.mark.usefixtures("no_real_aws")  # fixtures: tests/conftest.py
 
 
 @pytest.fixture

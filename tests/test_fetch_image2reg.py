@@ -6,21 +6,12 @@ from pathlib import Path
 
 import pytest
 import tifffile
-from fetch_servers import DEMO_FILES, isolate_aws, serve_demo_zip, serve_http, tiff_bytes
+from fetch_servers import DEMO_FILES, serve_demo_zip, tiff_bytes
 
 from i2r_pipeline.fetch.image2reg import fetch_image2reg_demo, read_image2reg_layout
 from i2r_utils.io import InputError
 
-
-@pytest.fixture(autouse=True)
-def _no_real_aws(monkeypatch, tmp_path):
-    isolate_aws(monkeypatch, tmp_path)  # also keeps proxies away from 127.0.0.1
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    with serve_http(tmp_path / "served") as server:
-        yield server
+pytestmark = pytest.mark.usefixtures("no_real_aws")  # fixtures: tests/conftest.py
 
 
 @pytest.fixture

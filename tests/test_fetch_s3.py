@@ -7,31 +7,14 @@ from fetch_servers import (
     IMG_PREFIX,
     LOCAL,
     closed_port,
-    isolate_aws,
-    make_cpg_bucket,
     object_bytes,
-    serve_moto,
 )
 from tqdm import tqdm
 
 from i2r_pipeline.fetch.s3 import download_object, list_pages, make_s3_client
 from i2r_utils.io import InputError
 
-
-@pytest.fixture(autouse=True)
-def _no_real_aws(monkeypatch, tmp_path):
-    isolate_aws(monkeypatch, tmp_path)
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    with serve_moto() as url:
-        yield url
-
-
-@pytest.fixture
-def cpg_bucket(moto_url):
-    return make_cpg_bucket(moto_url)
+pytestmark = pytest.mark.usefixtures("no_real_aws")  # fixtures: tests/conftest.py
 
 
 def _first_object(client, bucket):

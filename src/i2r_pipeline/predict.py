@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     out = Path(args.out)
     with tempfile.TemporaryDirectory(prefix="i2r_predict_") as tmp:
-        executed = Path(tmp) / artifact("", "prediction_notebook").name
+        executed = Path(tmp) / f"{NOTEBOOK.stem}.ipynb"
         try:
             execute(
                 to_ipynb(NOTEBOOK, Path(tmp)),
@@ -244,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        with atomic_path(artifact(out, "prediction_notebook")) as dest:
+        with atomic_path(out / executed.name) as dest:
             shutil.copyfile(executed, dest)
     info = json.loads(artifact(out, "prediction_info").read_text())
     ranking = pd.read_csv(artifact(out, "prediction_ranking"))

@@ -1,24 +1,34 @@
-"""i2r_utils: the thin utility package of the Image2Reg research compendium.
+"""i2r_utils: the method library of the Image2Reg research compendium.
+
+The notebooks tell the analysis; these modules hold the methods they reuse. No module knows
+a notebook, a stage or the driver (``i2r_pipeline``).
 
 Modules
 -------
-columns     ``Metadata_`` column convention (split metadata from features); CONTROL.
-artifacts   where each artefact of a run lives (one function spells every result path).
-io          reading and validating images, masks and metadata; atomic writes; checksums.
-simulate    the embedded synthetic over-expression screen with known truth.
-nuclei      nucleus filtering (fast path) and 64x64 single-nucleus crops, per plate.
-encoder     weakly supervised ResNet18 encoder, K folds of held-out conditions, embeddings.
-profiles    aggregation nucleus -> image -> well -> condition, ZCA sphering on controls.
-evaluation  profile evaluation: mAP (copairs), folds of enrichment, hits in the top 1%.
-genes       gene-gene network loading and graph-autoencoder gene embeddings.
-translation kernel ridge regression with the ReLU NTK, ranking and top-k metrics.
-
-plotting    figures shared by the notebooks.
-segmentation classical and U-Net nucleus segmentation with test-time augmentation.
-metrics     instance-segmentation metrics (mAP_DSB, AP at an IoU, pixel IoU).
-features    hand-crafted chromatin features per nucleus (``Nuclei_<Family>_<Name>``).
-screen      which conditions differ from control (grouped CV balanced accuracy, elbow).
-
+columns         ``Metadata_`` column convention (split metadata from features); ``CONTROL``.
+artifacts       where each artefact of a run lives (one function spells every result path).
+io              reading and validating images, masks and metadata; normalisation; atomic
+                writes; checksums.
+simulate        the embedded synthetic over-expression screen with known truth.
+nucleus_filter  object measurements and the nucleus quality filters (``NucleusFilter``).
+nuclei          per-image and per-plate preprocessing: filters, 64x64 crops, features.
+features        hand-crafted chromatin features per nucleus (``Nuclei_<Family>_<Name>``).
+classical       classical nucleus segmentation and the image checks of every method.
+unet            a small U-Net: model, training, inference.
+tta             test-time augmentation over D4, de-augmentation and instance voting.
+segmentation    one entry point over the segmentation methods, and their evaluation.
+metrics         instance-segmentation metrics (mAP_DSB, pixel IoU, matching).
+screen          which conditions differ from control; the fold assignment of conditions.
+encoder         the CNN image encoder (ResNet18 or small), embeddings, save/load.
+training        weakly supervised training of the encoder on one fold's conditions.
+profiles        aggregation nucleus -> image -> well -> condition, ZCA sphering on controls.
+evaluation      profile evaluation: mAP (copairs), folds of enrichment, hits in the top 1%.
+genes           gene-gene networks, candidate interactome, graph-autoencoder embeddings.
+kernels         ReLU NTK (closed form), linear and RBF kernels.
+ridge           the one closed-form leave-one-out kernel ridge core of both directions.
+directions      image-to-gene and gene-to-image translation, direction choice, ranking.
+ranking         distances, ranks, rank fusion, top-k accuracy and summary metrics.
+plotting        figure saving and the shared figure style.
 """
 
 __version__ = "0.1.0"

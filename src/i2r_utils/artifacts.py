@@ -44,7 +44,6 @@ ARTIFACTS: dict[str, str] = {
     "encoder_checkpoint": "encoders/fold{fold}/encoder.pt",
     "encoder_info": "encoders/fold{fold}/encoder.json",
     "encoder_embeddings": "encoders/fold{fold}/embeddings.parquet",
-    "untrained_dir": "encoders/untrained",
     # profiles
     "profiles_dir": "profiles",
     "cnn_condition_profiles": "profiles/cnn_condition_profiles.parquet",
@@ -77,7 +76,6 @@ ARTIFACTS: dict[str, str] = {
     "prediction_top10": "top10.csv",
     "prediction_images": "images.csv",
     "prediction_info": "prediction.json",
-    "prediction_notebook": "09_predict_new_target.ipynb",
 }
 
 
