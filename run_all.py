@@ -1,17 +1,9 @@
 #!/usr/bin/env python3
-"""Run the compendium: set up the environment, then execute the notebooks with papermill.
+"""Run the compendium: set up the environment, then hand over to the driver.
 
-    python3 run_all.py                 # main job on the embedded default synthetic screen
-    python3 run_all.py test            # lint, unit tests, papermill smoke run of every notebook
-    python3 run_all.py predict ...     # rank genes for a new target (i2r_pipeline.predict)
-    python3 run_all.py data ...        # fetch public data (i2r_pipeline.fetch)
-
-Options (main job): --size tiny|default, --conditions A,B | --all-conditions,
---stages 00,03, --data-dir, --results-dir, --figures-dir, --seed, --no-random-baseline,
---force (rerun units already complete), --list, --notebooks-dir.
-Parallel units (plates, folds, conditions) on Dask: --executor dask [--workers N]
-[--scheduler-address tcp://host:8786 | --cluster slurm|pbs]; environment variables
-I2R_EXECUTOR, I2R_WORKERS, I2R_SCHEDULER_ADDRESS, I2R_DASK_CLUSTER give the defaults.
+    python3 run_all.py          # main job on the embedded default synthetic screen
+    python3 run_all.py test     # lint, unit tests, papermill smoke run of every notebook
+    python3 run_all.py --help   # every option and sub-command (i2r_pipeline.cli)
 
 The first run creates ``.venv`` and installs the pinned project into it (set
 I2R_NO_VENV=1 to use the current interpreter, e.g. a conda env from environment.yml).

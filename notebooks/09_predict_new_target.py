@@ -263,8 +263,8 @@ translation = {
     "inner_direction_scores": scores,
     "alpha": float(image_to_gene.alpha_),
 }
-print(f"translation: {used} (image to gene ridge {image_to_gene.alpha_:g}), "
-      f"{len(train_conditions)} training conditions")  # fmt: skip
+pd.Series({"direction used": used, "image-to-gene ridge": image_to_gene.alpha_,
+           "training conditions": len(train_conditions)})  # fmt: skip
 
 # %% [markdown]
 # ## Ranking
