@@ -274,9 +274,12 @@ print("top 10:", ", ".join(result["top10"]))
 
 # %% [markdown]
 # ## Figure: the ten most likely genes
-# Bars: the ranking's distance (image to gene: of the gene embedding to the prediction;
-# gene to image: of the predicted profile to the observed one; two-way: the mean rank); the
-# true gene in red.
+# One dot per gene at the quantity the ranking sorts by (image to gene: distance of the gene
+# embedding to the prediction; gene to image: distance of the predicted profile to the
+# observed one; two-way: the mean of the two directions' ranks), so further left is more
+# likely. Each label carries the gene's final rank; genes that share their value with another
+# are marked "tie" (their order is the image-to-gene rank for two-way, else the candidate
+# order). The true gene is red, and the title says where it is when it is not shown.
 
 # %%
 labels = {
@@ -285,10 +288,19 @@ labels = {
     "two_way": "mean rank over the two directions",
 }
 top = ranking.head(10).iloc[::-1]
+tied = ranking["distance"].duplicated(keep=False).to_numpy()[: len(ranking.head(10))][::-1]
+names = [
+    f"{r}. {g}" + (" (tie)" if t else "") for r, g, t in zip(top["rank"], top["gene"], tied, strict=True)
+]
 colors = ["tab:red" if g.upper() == gene else "tab:grey" for g in top["gene"]]
-fig, ax = plt.subplots(figsize=(5, 0.3 * 10 + 1.2))
-ax.barh(top["gene"], top["distance"], color=colors)
-ax.set_xlabel(labels[used])
-ax.set_title(f"held-out {condition}: true gene rank {rank} of {n}", fontsize=10)
+fig, ax = plt.subplots(figsize=(5.2, 0.3 * 10 + 1.3))
+ax.hlines(names, top["distance"].min(), top["distance"], color="lightgrey", lw=1)
+ax.scatter(top["distance"], names, color=colors, zorder=3)
+ax.set_xlabel(f"{labels[used]} (smaller = more likely)")
+where = "shown in red" if rank <= 10 else "not in the top 10"
+ax.set_title(
+    f"held-out {condition} ({used.replace('_', ' ')}): true gene rank {rank} of {n}, {where}",
+    fontsize=9,
+)
 fig.tight_layout()
 save_figure(fig, out / "top10")
