@@ -145,7 +145,7 @@ save_figure(fig, Path(figures_dir) / "fig_topk_accuracy")
 # The candidate gene embeddings (grey) in their first two principal components; for up to
 # `n_embedding_conditions` held-out conditions the true gene (circle) and the image-to-gene
 # prediction (star), joined by a line and labelled with the true gene's rank in that
-# direction. Predictions are drawn at unit norm, like the candidates: among unit-norm
+# direction and, in brackets, its rank in the direction the run used (the one reported). Predictions are drawn at unit norm, like the candidates: among unit-norm
 # candidates the euclidean ranking depends only on the prediction's direction.
 
 # %%
@@ -191,14 +191,20 @@ for i, r in enumerate(results[:n_embedding_conditions]):
     ax.scatter(*t, s=60, color=c, edgecolor="k", zorder=3)
     ax.scatter(*p, s=140, marker="*", color=c, edgecolor="k", zorder=3)
     xytext, ha = label_offset(ax, t, placed)
-    ax.annotate(f"{r['condition']} (rank {rank})", t, textcoords="offset points",
+    used = r.get("direction", "image_to_gene")
+    text = f"{r['condition']}: {rank}" + (
+        f" ({r['true_rank']} {used.replace('_', ' ')})" if used != "image_to_gene" else ""
+    )
+    ax.annotate(text, t, textcoords="offset points",
                 xytext=xytext, ha=ha, fontsize=8, color=c, zorder=4,
                 path_effects=[pe.withStroke(linewidth=2.5, foreground="w")])  # fmt: skip
 ax.scatter([], [], s=60, color="w", edgecolor="k", label="true gene")
 ax.scatter([], [], s=140, marker="*", color="w", edgecolor="k", label="prediction (unit norm)")
+ax.margins(x=0.25, y=0.08)  # room for the labels inside the axes
 ax.set_xlabel(f"PC1 of gene embeddings ({var[0]:.0%})")
 ax.set_ylabel(f"PC2 ({var[1]:.0%})")
-ax.set_title("held-out conditions: image-to-gene prediction vs true gene", fontsize=10)
+ax.set_title("held-out conditions: image-to-gene prediction vs true gene\n"
+             "label: rank image to gene (rank in the direction used)", fontsize=9)
 ax.legend(frameon=False, fontsize=8)
 fig.tight_layout()
 save_figure(fig, Path(figures_dir) / "fig_translation_embedding")
