@@ -3,10 +3,12 @@
 
     python3 run_all.py          # main job on the embedded default synthetic screen
     python3 run_all.py test     # lint, unit tests, papermill smoke run of every notebook
-    python3 run_all.py --help   # every option and sub-command (i2r_pipeline.cli)
+    python3 run_all.py --help   # every option and sub-command (i2r_pipeline.options)
 
-The first run creates ``.venv`` and installs the pinned project into it (set
-I2R_NO_VENV=1 to use the current interpreter, e.g. a conda env from environment.yml).
+``--help``, ``--list`` and a mistyped command are answered first, by the driver's
+standard-library-only option parser, before anything is installed. The first run creates
+``.venv`` and installs the pinned project into it (set I2R_NO_VENV=1 to use the current
+interpreter, e.g. a conda env from environment.yml).
 This file only uses the standard library: it sets up the environment, then hands over to
 ``i2r_pipeline.cli.main`` (the driver: stages, units, executors, done markers, manifests).
 """
@@ -14,6 +16,8 @@ This file only uses the standard library: it sets up the environment, then hands
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -25,6 +29,23 @@ VENV = ROOT / ".venv"
 
 def _venv_python() -> Path:
     return VENV / "bin" / "python"
+
+
+def driver_module(name: str):
+    """Import ``i2r_pipeline.<name>``, from this checkout's ``src`` when not installed yet.
+
+    Only the package's standard-library-only modules (``options``, ``stages``) are loaded
+    this way, before the environment exists; ``sys.path`` is left as it is.
+    """
+    if "i2r_pipeline" not in sys.modules:
+        init = ROOT / "src" / "i2r_pipeline" / "__init__.py"
+        spec = importlib.util.spec_from_file_location(
+            "i2r_pipeline", init, submodule_search_locations=[str(init.parent)]
+        )
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["i2r_pipeline"] = package
+        spec.loader.exec_module(package)
+    return importlib.import_module(f"i2r_pipeline.{name}")
 
 
 def bootstrap(extras: str) -> None:
@@ -50,11 +71,15 @@ def bootstrap(extras: str) -> None:
 
 
 def main() -> int:
-    """Set up the environment, then run the command line of :mod:`i2r_pipeline.cli`."""
+    """Answer --help/--list/usage errors, set up the environment, then run the driver."""
+    argv = sys.argv[1:]
+    answered, extras = driver_module("options").preflight(argv, ROOT)
+    if answered is not None:
+        return answered
     bootstrap("dev")
     from i2r_pipeline.cli import main as cli_main
 
-    return cli_main(sys.argv[1:], root=ROOT)
+    return cli_main(argv, root=ROOT)
 
 
 if __name__ == "__main__":

@@ -268,3 +268,31 @@ def test_every_notebook_runs_on_tiny_screen(tmp_path):
             assert close(json.loads(after[key]), json.loads(before[key])), key
     # notebooks stay sources: nothing executed in place
     assert not list((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def bare_checkout(tmp_path):
+    """run_all.py, pyproject.toml and the driver's sources, without any environment."""
+    shutil.copy(ROOT / "run_all.py", tmp_path / "run_all.py")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copytree(ROOT / "src" / "i2r_pipeline", tmp_path / "src" / "i2r_pipeline")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("args", "rc", "stream", "text"),
+    [
+        (["--help"], 0, "stdout", "python3 run_all.py test"),
+        (["--list"], 0, "stdout", "06_translate_condition       condition"),
+        (["tets"], 2, "stderr", "run_all.py: unknown command 'tets' (did you mean 'test'?)"),
+        (["--size", "huge"], 2, "stderr", "invalid choice: 'huge'"),
+    ],
+)
+def test_help_list_and_typos_answered_before_any_install(tmp_path, args, rc, stream, text):
+    # -I -S: no site-packages and no PYTHONPATH, so only the standard library can be used
+    repo = bare_checkout(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "I2R_NO_VENV"}
+    out = subprocess.run([sys.executable, "-I", "-S", str(repo / "run_all.py"), *args],
+                         cwd=repo, env=env, capture_output=True, text=True, timeout=10)  # fmt: skip
+    assert out.returncode == rc and text in getattr(out, stream), out
+    assert "Traceback" not in out.stderr and "[setup]" not in out.stdout
+    assert not (repo / ".venv").exists()

@@ -1,19 +1,7 @@
-"""Run the compendium: execute the notebooks with papermill (``python3 run_all.py``).
+"""Command line: the main job, its final report, ``test``, ``predict`` and ``data``.
 
-    python3 run_all.py                 # main job on the embedded default synthetic screen
-    python3 run_all.py test            # lint, unit tests, papermill smoke run of every notebook
-    python3 run_all.py predict ...     # rank genes for a new target (i2r_pipeline.predict)
-    python3 run_all.py data ...        # fetch public data (i2r_pipeline.fetch)
-
-Options (main job): --size tiny|default, --conditions A,B | --all-conditions,
---stages 00,03, --data-dir, --results-dir, --figures-dir, --seed, --no-random-baseline,
---force (rerun units already complete), --list, --notebooks-dir.
-Parallel units (plates, folds, conditions) on Dask: --executor dask [--workers N]
-[--scheduler-address tcp://host:8786 | --cluster slurm|pbs]; environment variables
-I2R_EXECUTOR, I2R_WORKERS, I2R_SCHEDULER_ADDRESS, I2R_DASK_CLUSTER give the defaults.
-
-The first run creates ``.venv`` and installs the pinned project into it (set
-I2R_NO_VENV=1 to use the current interpreter, e.g. a conda env from environment.yml).
+The options and the help text are in :mod:`i2r_pipeline.options` (standard library only,
+so ``run_all.py`` answers ``--help`` before any install).
 """
 
 from __future__ import annotations
@@ -21,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -31,8 +18,8 @@ from i2r_utils.artifacts import artifact
 
 from . import PipelineError
 from .executor import make_executor
+from .options import COMMANDS, list_stages, parse_args
 from .pipeline import Pipeline, check_config, load_config, run_pipeline, select_stages
-from .stages import STAGES
 
 __all__ = [
     "COMMANDS",
@@ -44,75 +31,6 @@ __all__ = [
     "run_command",
     "main",
 ]
-
-# Subcommands implemented in modules of this package: name -> (module, what it does).
-COMMANDS = {
-    "predict": ("i2r_pipeline.predict", "rank candidate genes for a new target"),
-    "data": ("i2r_pipeline.fetch", "fetch public data"),
-}
-
-
-def _env_int(name: str):
-    value = os.environ.get(name)
-    return int(value) if value else None
-
-
-def parse_args(argv: list[str], root: Path) -> argparse.Namespace:
-    """Command-line options of the main job.
-
-    Parameters
-    ----------
-    argv : list of str
-        Arguments after ``run_all.py``.
-    root : pathlib.Path
-        The project folder (defaults of the configuration and notebooks).
-
-    Returns
-    -------
-    argparse.Namespace
-        The options.
-    """
-    ap = argparse.ArgumentParser(
-        prog="run_all.py", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    ap.add_argument("--config", default=str(root / "config" / "default.yaml"))
-    ap.add_argument("--size", choices=["tiny", "default"])
-    ap.add_argument("--conditions", help="comma-separated held-out conditions")
-    ap.add_argument("--all-conditions", action="store_true", help="every non-control condition")
-    ap.add_argument("--stages", help="comma-separated stage numbers or names (default: all)")
-    ap.add_argument("--data-dir")
-    ap.add_argument("--results-dir")
-    ap.add_argument("--figures-dir")
-    ap.add_argument("--notebooks-dir", default=str(root / "notebooks"), help=argparse.SUPPRESS)
-    ap.add_argument("--seed", type=int)
-    ap.add_argument("--no-random-baseline", action="store_true")
-    ap.add_argument("--force", action="store_true", help="rerun units already complete")
-    ap.add_argument("--list", action="store_true", help="list the stages and exit")
-    ap.add_argument(
-        "--executor",
-        choices=["local", "dask"],
-        default=os.environ.get("I2R_EXECUTOR", "local"),
-        help="local: units one after another (default); dask: units of a stage in parallel",
-    )
-    ap.add_argument(
-        "--workers",
-        type=int,
-        default=_env_int("I2R_WORKERS"),
-        help="dask worker processes (default: cores) or batch jobs (default 1)",
-    )
-    ap.add_argument(
-        "--scheduler-address",
-        default=os.environ.get("I2R_SCHEDULER_ADDRESS"),
-        help="connect to a running dask scheduler, e.g. tcp://10.0.0.5:8786",
-    )
-    ap.add_argument(
-        "--cluster",
-        choices=["local", "slurm", "pbs"],
-        default=os.environ.get("I2R_DASK_CLUSTER", "local"),
-        help="dask cluster to start: local processes, or dask-jobqueue SLURM/PBS jobs "
-        "configured in ~/.config/dask/jobqueue.yaml",
-    )
-    return ap.parse_args(argv)
 
 
 def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]:
@@ -168,8 +86,7 @@ def main_job(argv: list[str], root: Path) -> int:
     """
     args = parse_args(argv, root)
     if args.list:
-        for stage in STAGES:
-            print(f"{stage.name:28s} {stage.scope}")
+        list_stages()
         return 0
     if args.executor == "local" and (args.workers or args.scheduler_address):
         raise PipelineError("--workers/--scheduler-address need --executor dask.")
