@@ -296,3 +296,87 @@ def test_help_list_and_typos_answered_before_any_install(tmp_path, args, rc, str
     assert out.returncode == rc and text in getattr(out, stream), out
     assert "Traceback" not in out.stderr and "[setup]" not in out.stdout
     assert not (repo / ".venv").exists()
+
+
+def test_python_version_is_checked_against_pyproject():
+    spec = re.search(r'requires-python = ">=(\d+)\.(\d+),<(\d+)\.(\d+)"',
+                     (ROOT / "pyproject.toml").read_text())  # fmt: skip
+    low, high = (int(spec[1]), int(spec[2])), (int(spec[3]), int(spec[4]))
+    assert RUN_ALL.PYTHON == low and high == (low[0], low[1] + 1)
+    assert RUN_ALL.check_python((3, 11, 7, "final", 0)) is None
+    for bad in [(3, 12, 1), (3, 13, 0), (3, 10, 14)]:
+        with pytest.raises(SystemExit) as info:
+            RUN_ALL.check_python(bad)
+        msg = str(info.value)
+        assert "\n" not in msg and f"Python {'.'.join(map(str, bad))} found" in msg
+        assert "needs Python 3.11" in msg and "python3.11 run_all.py" in msg
+        assert "environment.yml" in msg
+
+
+class Reexec(Exception):
+    pass
+
+
+@pytest.fixture
+def fake_setup(tmp_path, monkeypatch):
+    """bootstrap() against a .venv in tmp_path: set-up commands recorded, not run."""
+    venv = tmp_path / ".venv"
+    monkeypatch.setattr(RUN_ALL, "VENV", venv)
+    monkeypatch.delenv("I2R_NO_VENV", raising=False)
+    calls, fail = [], {}
+
+    def run(cmd, **kwargs):
+        calls.append([str(c) for c in cmd])
+        if cmd[1:3] == ["-m", "venv"]:
+            (venv / "bin").mkdir(parents=True, exist_ok=True)
+            (venv / "bin" / "python").write_text("")
+            (venv / "pyvenv.cfg").write_text(f"version = {fail.get('made_by', '3.11.7')}\n")
+        return subprocess.CompletedProcess(cmd, fail.get(cmd[3] if len(cmd) > 3 else "", 0))
+
+    def execv(path, argv):
+        raise Reexec(path)
+
+    monkeypatch.setattr(RUN_ALL.subprocess, "run", run)
+    monkeypatch.setattr(RUN_ALL.os, "execv", execv)
+    return venv, calls, fail
+
+
+def test_bootstrap_installs_once_and_redoes_a_failed_install(fake_setup, capsys):
+    venv, calls, fail = fake_setup
+    fail["install"] = 1  # pip fails half-way
+    with pytest.raises(SystemExit) as info:
+        RUN_ALL.bootstrap("dev")
+    assert "failed (exit status 1" in str(info.value) and "\n" not in str(info.value)
+    assert (venv / "bin" / "python").is_file() and not list(venv.glob(".installed-*"))
+    # next call: the venv is reused but the install is redone; then the stamp is written
+    del fail["install"]
+    calls.clear()
+    with pytest.raises(Reexec):
+        RUN_ALL.bootstrap("dev")
+    assert [c[2:4] for c in calls] == [["pip", "install"], ["ipykernel", "install"]]
+    assert (venv / ".installed-dev").is_file()
+    # and then nothing to install
+    calls.clear()
+    with pytest.raises(Reexec):
+        RUN_ALL.bootstrap("dev")
+    assert calls == []
+
+
+def test_bootstrap_recreates_a_venv_of_another_python(fake_setup):
+    venv, calls, fail = fake_setup
+    fail["made_by"] = "3.12.3"
+    with pytest.raises(Reexec):
+        RUN_ALL.bootstrap("dev")  # made by 3.12 (in this fake): the stamp is not trusted
+    (venv / "pyvenv.cfg").write_text("home = /x\nversion_info = 3.12.3.final.0\n")
+    calls.clear()
+    with pytest.raises(Reexec):
+        RUN_ALL.bootstrap("dev")
+    assert calls[0][1:] == ["-m", "venv", "--clear", str(venv)] and len(calls) == 3
+
+
+def test_main_checks_the_version_before_installing(monkeypatch):
+    monkeypatch.setattr(sys, "version_info", (3, 12, 1, "final", 0))
+    monkeypatch.setattr(RUN_ALL, "bootstrap", lambda extras: pytest.fail("installing"))
+    monkeypatch.setattr(sys, "argv", ["run_all.py", "--stages", "00"])
+    with pytest.raises(SystemExit, match=r"^run_all.py: Python 3.12.1 found, but the project"):
+        RUN_ALL.main()
