@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -97,31 +98,61 @@ def _run_setup(cmd: list, **kwargs) -> None:
         )
 
 
+def _stamp() -> Path:
+    """Path of the stamp of the last successful install (``pyproject`` hash, ``extras``)."""
+    return VENV / ".i2r-installed.json"
+
+
+def _read_stamp() -> dict:
+    """Return the stamp's content; empty when it is missing or unreadable."""
+    try:
+        stamp = json.loads(_stamp().read_text())
+    except (OSError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
 def bootstrap(extras: str) -> None:
     """Create .venv with the pinned project installed, and re-execute inside it.
 
-    The stamp ``.venv/.installed-<extras>`` (the hash of ``pyproject.toml``) is removed
+    Parameters
+    ----------
+    extras : str
+        Comma-separated pyproject extras the command needs (``""``: the plain project).
+
+    Notes
+    -----
+    The stamp (:func:`_stamp`: hash of ``pyproject.toml``, extras installed) is removed
     before and written only after a successful install, so a half-finished install is
-    redone by the next call; a ``.venv`` made by another Python than 3.11 is recreated.
+    redone by the next call. An install adds the extras installed before, so ``test``
+    (``dev``) after the main job upgrades the same ``.venv``. A ``.venv`` made by another
+    Python than 3.11 is recreated.
     """
     if os.environ.get("I2R_NO_VENV") == "1" or Path(sys.prefix).resolve() == VENV.resolve():
         return
-    stamp = VENV / f".installed-{extras}"
+    need = {e for e in extras.split(",") if e}
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if not (stamp.is_file() and stamp.read_text() == want and _venv_version() == PYTHON):
-        stamp.unlink(missing_ok=True)
+    stamp = _read_stamp()
+    have = set(stamp.get("extras", []))
+    if stamp.get("pyproject") != want or _venv_version() != PYTHON or not need <= have:
+        need |= have
+        _stamp().unlink(missing_ok=True)
         if not _venv_python().is_file() or _venv_version() != PYTHON:
             print(f"[setup] creating {VENV}", flush=True)
             _run_setup([sys.executable, "-m", "venv", "--clear", str(VENV)])
-        print("[setup] installing the pinned project (first run takes a few minutes)", flush=True)
+        spec = f"{ROOT}[{','.join(sorted(need))}]" if need else str(ROOT)
+        label = f" [{','.join(sorted(need))}]" if need else ""
+        print(
+            f"[setup] installing the pinned project{label} (first run: a few minutes)", flush=True
+        )
         pip = [str(_venv_python()), "-m", "pip", "install", "--disable-pip-version-check"]
-        _run_setup([*pip, "-q", "-e", f"{ROOT}[{extras}]"])
+        _run_setup([*pip, "-q", "-e", spec])
         _run_setup(
             [str(_venv_python()), "-m", "ipykernel", "install", "--sys-prefix", "--name",
              "python3", "--display-name", "Python 3 (i2r)"],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        stamp.write_text(want)
+        _stamp().write_text(json.dumps({"pyproject": want, "extras": sorted(need)}))
     os.execv(str(_venv_python()), [str(_venv_python()), str(ROOT / "run_all.py"), *sys.argv[1:]])
 
 
@@ -132,7 +163,7 @@ def main() -> int:
     if answered is not None:
         return answered
     check_python()
-    bootstrap("dev")
+    bootstrap(extras)
     from i2r_pipeline.cli import main as cli_main
 
     return cli_main(argv, root=ROOT)

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -347,14 +348,14 @@ def test_bootstrap_installs_once_and_redoes_a_failed_install(fake_setup, capsys)
     with pytest.raises(SystemExit) as info:
         RUN_ALL.bootstrap("dev")
     assert "failed (exit status 1" in str(info.value) and "\n" not in str(info.value)
-    assert (venv / "bin" / "python").is_file() and not list(venv.glob(".installed-*"))
+    assert (venv / "bin" / "python").is_file() and not (venv / ".i2r-installed.json").exists()
     # next call: the venv is reused but the install is redone; then the stamp is written
     del fail["install"]
     calls.clear()
     with pytest.raises(Reexec):
         RUN_ALL.bootstrap("dev")
     assert [c[2:4] for c in calls] == [["pip", "install"], ["ipykernel", "install"]]
-    assert (venv / ".installed-dev").is_file()
+    assert json.loads((venv / ".i2r-installed.json").read_text())["extras"] == ["dev"]
     # and then nothing to install
     calls.clear()
     with pytest.raises(Reexec):
@@ -380,3 +381,32 @@ def test_main_checks_the_version_before_installing(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["run_all.py", "--stages", "00"])
     with pytest.raises(SystemExit, match=r"^run_all.py: Python 3.12.1 found, but the project"):
         RUN_ALL.main()
+
+
+def test_main_job_installs_without_dev_extras_and_test_adds_them(fake_setup, monkeypatch):
+    venv, calls, _ = fake_setup
+    installs = []
+
+    def bootstrap(extras):
+        calls.clear()
+        with pytest.raises(Reexec):
+            RUN_ALL.bootstrap(extras)
+        installs.append([c[-1] for c in calls if c[2:4] == ["pip", "install"]])
+
+    for extras in ["", "dev", "", "cluster", "fetch"]:
+        bootstrap(extras)
+    root = str(RUN_ALL.ROOT)
+    assert installs == [[root], [f"{root}[dev]"], [], [f"{root}[cluster,dev]"],
+                        [f"{root}[cluster,dev,fetch]"]]  # fmt: skip
+    # main() asks for the extras of the command
+    asked = []
+    monkeypatch.setattr(RUN_ALL, "bootstrap", lambda extras: asked.append(extras) or 1 / 0)
+    for argv in (["--stages", "00"], ["--executor", "dask"], ["test"], ["data", "demo"]):
+        monkeypatch.setattr(sys, "argv", ["run_all.py", *argv])
+        with pytest.raises(ZeroDivisionError):
+            RUN_ALL.main()
+    assert asked == ["", "cluster", "dev", "fetch"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = extras["optional-dependencies"]
+    assert {"cluster", "fetch"} <= extras.keys()
+    assert {p for k in ("cluster", "fetch") for p in extras[k]} <= set(extras["dev"])
