@@ -410,3 +410,16 @@ def test_main_job_installs_without_dev_extras_and_test_adds_them(fake_setup, mon
     extras = extras["optional-dependencies"]
     assert {"cluster", "fetch"} <= extras.keys()
     assert {p for k in ("cluster", "fetch") for p in extras[k]} <= set(extras["dev"])
+
+
+def test_dry_run_after_a_complete_run_says_complete(stub_run):
+    tmp, _, _ = stub_run
+    res = tmp / "local"
+    run_all(*stub_args(tmp, "local"), "--conditions", "A,B")  # whatever ran before
+    before = sorted(res.rglob("*"))
+    out = run_all(*stub_args(tmp, "local"), "--conditions", "A,B", "--dry-run")
+    assert out.stdout.count("[dry-run] ") == len(STAGES) and ": would run" not in out.stdout
+    assert out.stdout.count(": complete") == 12 and sorted(res.rglob("*")) == before
+    forced = run_all(*stub_args(tmp, "local"), "--stages", "07", "--dry-run", "--force")
+    assert "07_summarize_conditions: 1 unit(s) - 1 would run, 0 complete (--force)" in forced.stdout
+    assert sorted(res.rglob("*")) == before

@@ -17,15 +17,17 @@ from pathlib import Path
 from i2r_utils.artifacts import artifact
 
 from . import PipelineError
+from .config import validate_config
 from .executor import make_executor
 from .options import COMMANDS, list_stages, parse_args
-from .pipeline import Pipeline, check_config, load_config, run_pipeline, select_stages
+from .pipeline import Pipeline, check_config, load_config, plan, run_pipeline, select_stages
 
 __all__ = [
     "COMMANDS",
     "parse_args",
     "make_pipeline",
     "main_job",
+    "print_plan",
     "report",
     "run_tests",
     "run_command",
@@ -46,7 +48,7 @@ def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]
     Returns
     -------
     (Pipeline, list of Stage)
-        The pipeline, its configuration checked, and the stages to run.
+        The pipeline, its configuration checked (keys and values), and the stages to run.
     """
     stages = select_stages(args.stages)
     cfg = load_config(Path(args.config))
@@ -66,6 +68,7 @@ def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]
     all_conditions = args.all_conditions and not args.conditions
     pipe = Pipeline(cfg, paths, Path(args.notebooks_dir), all_conditions, repo=root)
     check_config(pipe)
+    validate_config(cfg)
     return pipe, stages
 
 
@@ -91,6 +94,9 @@ def main_job(argv: list[str], root: Path) -> int:
     if args.executor == "local" and (args.workers or args.scheduler_address):
         raise PipelineError("--workers/--scheduler-address need --executor dask.")
     pipe, stages = make_pipeline(args, root)
+    if args.dry_run:
+        print_plan(plan(pipe, stages, args.force))
+        return 0
     try:
         ex = make_executor(args.executor, args.workers, args.scheduler_address, args.cluster)
     except (ImportError, ValueError) as exc:
@@ -110,6 +116,23 @@ def main_job(argv: list[str], root: Path) -> int:
     if any(s.scope in ("condition", "summary") for s in stages):
         report(pipe.paths["work"], pipe.conditions())
     return 0
+
+
+def print_plan(steps: list) -> None:
+    """Print what a run would do (:func:`i2r_pipeline.pipeline.plan`), a block per stage.
+
+    Parameters
+    ----------
+    steps : list
+        ``(stage, [(label, "run" | "complete"), ...], note)`` per stage.
+    """
+    for stage, rows, note in steps:
+        n_run = sum(status == "run" for _, status in rows)
+        head = f"[dry-run] {stage.name}: {len(rows)} unit(s) - {n_run} would run, "
+        head += f"{len(rows) - n_run} complete"
+        print(head + (f" ({note})" if note else ""))
+        for label, status in rows:
+            print(f"  {label}: {'would run' if status == 'run' else 'complete'}")
 
 
 def report(work: Path, conditions: list[str]) -> None:

@@ -7,7 +7,7 @@
 
 Options (main job): --size tiny|default, --conditions A,B | --all-conditions,
 --stages 00,03, --data-dir, --results-dir, --figures-dir, --seed, --no-random-baseline,
---force (rerun units already complete), --list, --notebooks-dir.
+--force (rerun units already complete), --dry-run, --list, --notebooks-dir.
 Parallel units (plates, folds, conditions) on Dask: --executor dask [--workers N]
 [--scheduler-address tcp://host:8786 | --cluster slurm|pbs]; environment variables
 I2R_EXECUTOR, I2R_WORKERS, I2R_SCHEDULER_ADDRESS, I2R_DASK_CLUSTER give the defaults.
@@ -81,6 +81,12 @@ def build_parser(root: Path) -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int)
     ap.add_argument("--no-random-baseline", action="store_true")
     ap.add_argument("--force", action="store_true", help="rerun units already complete")
+    ap.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the configuration, print each selected stage's units and whether each "
+        "would run or is complete; run nothing",
+    )
     ap.add_argument("--list", action="store_true", help="list the stages and exit")
     ap.add_argument(
         "--executor",
