@@ -121,6 +121,8 @@ def test_scopes_units_parameters_and_rerun(stub_run):
     for nb, params in expect.items():
         assert injected(res / f"{nb}.ipynb") == params, nb
     assert "A: true gene rank 1 of 3" in out.stdout and "top 10: B, A, C" in out.stdout
+    # a quiet console: no kernel warnings, and plain lines (no progress bars) in a log
+    assert "IPKernelApp" not in out.stderr and "\r" not in out.stdout + out.stderr
     # the fold assignment is written once (02) and read by every fold (04) and by 05
     folds = (res / "screen" / "fold_assignment.csv").read_text()
     assert folds == "condition,fold\nA,0\nB,1\nC,0\n"
