@@ -127,3 +127,32 @@ def test_subcommands_dispatch_lazily(monkeypatch, tmp_path):
     with pytest.raises(SystemExit, match=r"needs i2r_utils.no_such_module.main\(argv\)"):
         cli.run_command("data", [])
     assert cli.COMMANDS["predict"] == ("fake_cmd", "test")
+
+
+def test_dry_run_prints_units_and_runs_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "make_executor", lambda *a: pytest.fail("executor started"))
+    args = ["--dry-run", "--size", "tiny", "--data-dir", str(tmp_path / "d"),
+            "--results-dir", str(tmp_path / "r"), "--figures-dir", str(tmp_path / "f")]  # fmt: skip
+    assert cli.main(args, root=ROOT) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ["[dry-run] 00_simulate_screen: 1 unit(s) - 1 would run, 0 complete",
+                       "  dataset: would run"]  # fmt: skip
+    plates = [line for line in out if line.startswith("[dry-run] 01_preprocess_nuclei")]
+    assert plates[0].startswith("[dry-run] 01_preprocess_nuclei: 0 unit(s) - 0 would run, 0 "
+                                "complete (units not known yet: ")  # fmt: skip
+    assert len([line for line in out if line.startswith("[dry-run]")]) == len(STAGES)
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_configuration_values_are_checked_before_the_first_stage(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "run_pipeline", lambda *a, **k: pytest.fail("stages started"))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text((ROOT / "config" / "default.yaml").read_text() + "direction: autoo\n")
+    msg = ("^run_all.py: configuration key direction = 'autoo': must be one of image_to_gene, "
+           "gene_to_image, two_way, auto.$")  # fmt: skip
+    with pytest.raises(SystemExit, match=msg):
+        cli.main(["--config", str(cfg), "--data-dir", str(tmp_path / "d")], root=ROOT)
+    with pytest.raises(SystemExit, match=r"conditions = \[\]: must be a non-empty list"):
+        cli.main(["--conditions", ",", "--data-dir", str(tmp_path / "d")], root=ROOT)
+    with pytest.raises(SystemExit, match=r"seed = -1: must be an integer >= 0"):
+        cli.main(["--seed", "-1", "--dry-run", "--data-dir", str(tmp_path / "d")], root=ROOT)

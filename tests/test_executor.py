@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from i2r_pipeline.executor import (
+    QUIET_KERNEL,
     DaskExecutor,
     LocalExecutor,
     Unit,
@@ -190,3 +191,15 @@ def test_batch_cluster_job_script_runs_one_notebook_per_worker():
     assert ex.resources == {"notebook": 1} and "starts when a unit" in ex.describe()
     with pytest.raises(ValueError, match="unknown batch system"):
         batch_cluster("lsf")
+
+
+def test_quiet_kernel_and_no_progress_bar_in_logs(tmp_path, capfd):
+    unit = make_unit(tmp_path, "03_embed_genes", "dataset", "_dataset", work_dir=str(tmp_path))
+    other = make_unit(tmp_path, "03_embed_genes", "again", "_again", work_dir=str(tmp_path))
+    results = LocalExecutor().run([unit, other], desc="03_embed_genes")
+    assert [r.status for r in results] == ["ran", "ran"]
+    out, err = capfd.readouterr()  # the kernels' output too: they write to these descriptors
+    assert "IPKernelApp" not in err and "without encryption" not in err
+    assert "\r" not in out + err and "03_embed_genes:" not in err  # no bar when not a tty
+    assert "[03_embed_genes] again: ran in" in out
+    assert QUIET_KERNEL == ("--IPKernelApp.log_level=ERROR",)

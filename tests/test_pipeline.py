@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from i2r_pipeline import PipelineError
-from i2r_pipeline.executor import marker_path
+from i2r_pipeline.executor import marker_path, unit_key
 from i2r_pipeline.pipeline import (
     DEFAULT_N_FOLDS,
     RUN_KEYS,
     Pipeline,
     check_config,
     load_config,
+    plan,
     select_stages,
     write_condition_manifest,
 )
@@ -171,3 +172,53 @@ def test_condition_manifest(tmp_path):
     inputs = manifest["inputs_sha256"]
     assert inputs[str(tmp_path / "data" / "metadata.csv")]
     assert inputs[str(tmp_path / "data" / "screen.json")] is None
+
+
+def complete(pipe, name):
+    """Done markers of every unit of a stage, with the keys a run would write."""
+    for unit in pipe.units(stage_named(name), generate=False):
+        unit.marker.parent.mkdir(parents=True, exist_ok=True)
+        unit.marker.write_text(json.dumps({"key": unit_key(unit), "run": name}))
+
+
+def test_plan_says_what_would_run_and_writes_nothing(tmp_path):
+    pipe = make_pipe(tmp_path)
+    for name in ("00_simulate_screen", "03_embed_genes", "08_evaluate_segmentation"):
+        complete(pipe, name)
+    before = sorted(tmp_path.rglob("*"))
+    steps = {s.name: (rows, note) for s, rows, note in plan(pipe, STAGES)}
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+    assert steps["00_simulate_screen"] == ([("dataset", "complete")], "")
+    assert steps["01_preprocess_nuclei"] == ([("P1", "run"), ("P2", "run")], "")
+    assert steps["02_screen_conditions"] == (
+        [("dataset", "run")], "reads 01_preprocess_nuclei, which would run")  # fmt: skip
+    assert steps["03_embed_genes"] == ([("dataset", "complete")], "")
+    assert steps["06_translate_condition"][0] == [("A", "run"), ("B", "run")]
+    assert steps["08_evaluate_segmentation"] == ([("dataset", "complete")], "")
+    # a stage whose inputs would be recomputed runs even with a matching marker
+    complete(pipe, "06_translate_condition")
+    steps = {s.name: (rows, note) for s, rows, note in plan(pipe, STAGES)}
+    assert steps["06_translate_condition"][0] == [("A", "run"), ("B", "run")]
+    only = [stage_named("06_translate_condition")]
+    assert plan(pipe, only)[0][1] == [("A", "complete"), ("B", "complete")]
+    assert plan(pipe, only, force=True)[0][1:] == ([("A", "run"), ("B", "run")], "--force")
+    assert not (tmp_path / "res" / ".notebooks").exists()
+    # units that are not known before stage 00 ran
+    empty = make_pipe(tmp_path / "empty", metadata=False)
+    steps = {s.name: (rows, note) for s, rows, note in plan(empty, STAGES)}
+    rows, note = steps["01_preprocess_nuclei"]
+    assert rows == [] and note.startswith("units not known yet: ") and "metadata.csv" in note
+
+
+def test_load_config_fails_clearly(tmp_path):
+    path = tmp_path / "c.yaml"
+    with pytest.raises(PipelineError, match="cannot read the configuration .*c.yaml"):
+        load_config(path)
+    path.write_text("size: [tiny\n")
+    with pytest.raises(PipelineError, match=r"c.yaml is not valid YAML \(line \d+\); fix"):
+        load_config(path)
+    path.write_text("- size\n- tiny\n")
+    with pytest.raises(PipelineError, match="must map keys to values .*not be a list"):
+        load_config(path)
+    path.write_text("")
+    assert load_config(path) == {}

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,8 @@ def test_scopes_units_parameters_and_rerun(stub_run):
     for nb, params in expect.items():
         assert injected(res / f"{nb}.ipynb") == params, nb
     assert "A: true gene rank 1 of 3" in out.stdout and "top 10: B, A, C" in out.stdout
+    # a quiet console: no kernel warnings, and plain lines (no progress bars) in a log
+    assert "IPKernelApp" not in out.stderr and "\r" not in out.stdout + out.stderr
     # the fold assignment is written once (02) and read by every fold (04) and by 05
     folds = (res / "screen" / "fold_assignment.csv").read_text()
     assert folds == "condition,fold\nA,0\nB,1\nC,0\n"
@@ -268,3 +271,157 @@ def test_every_notebook_runs_on_tiny_screen(tmp_path):
             assert close(json.loads(after[key]), json.loads(before[key])), key
     # notebooks stay sources: nothing executed in place
     assert not list((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def bare_checkout(tmp_path):
+    """run_all.py, pyproject.toml and the driver's sources, without any environment."""
+    shutil.copy(ROOT / "run_all.py", tmp_path / "run_all.py")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copytree(ROOT / "src" / "i2r_pipeline", tmp_path / "src" / "i2r_pipeline")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("args", "rc", "stream", "text"),
+    [
+        (["--help"], 0, "stdout", "python3 run_all.py test"),
+        (["--list"], 0, "stdout", "06_translate_condition       condition"),
+        (["tets"], 2, "stderr", "run_all.py: unknown command 'tets' (did you mean 'test'?)"),
+        (["--size", "huge"], 2, "stderr", "invalid choice: 'huge'"),
+    ],
+)
+def test_help_list_and_typos_answered_before_any_install(tmp_path, args, rc, stream, text):
+    # -I -S: no site-packages and no PYTHONPATH, so only the standard library can be used
+    repo = bare_checkout(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "I2R_NO_VENV"}
+    out = subprocess.run([sys.executable, "-I", "-S", str(repo / "run_all.py"), *args],
+                         cwd=repo, env=env, capture_output=True, text=True, timeout=10)  # fmt: skip
+    assert out.returncode == rc and text in getattr(out, stream), out
+    assert "Traceback" not in out.stderr and "[setup]" not in out.stdout
+    assert not (repo / ".venv").exists()
+
+
+def test_python_version_is_checked_against_pyproject():
+    spec = re.search(r'requires-python = ">=(\d+)\.(\d+),<(\d+)\.(\d+)"',
+                     (ROOT / "pyproject.toml").read_text())  # fmt: skip
+    low, high = (int(spec[1]), int(spec[2])), (int(spec[3]), int(spec[4]))
+    assert RUN_ALL.PYTHON == low and high == (low[0], low[1] + 1)
+    assert RUN_ALL.check_python((3, 11, 7, "final", 0)) is None
+    for bad in [(3, 12, 1), (3, 13, 0), (3, 10, 14)]:
+        with pytest.raises(SystemExit) as info:
+            RUN_ALL.check_python(bad)
+        msg = str(info.value)
+        assert "\n" not in msg and f"Python {'.'.join(map(str, bad))} found" in msg
+        assert "needs Python 3.11" in msg and "python3.11 run_all.py" in msg
+        assert "environment.yml" in msg
+
+
+class Reexec(Exception):
+    pass
+
+
+@pytest.fixture
+def fake_setup(tmp_path, monkeypatch):
+    """bootstrap() against a .venv in tmp_path: set-up commands recorded, not run."""
+    venv = tmp_path / ".venv"
+    monkeypatch.setattr(RUN_ALL, "VENV", venv)
+    monkeypatch.delenv("I2R_NO_VENV", raising=False)
+    calls, fail = [], {}
+
+    def run(cmd, **kwargs):
+        calls.append([str(c) for c in cmd])
+        if cmd[1:3] == ["-m", "venv"]:
+            (venv / "bin").mkdir(parents=True, exist_ok=True)
+            (venv / "bin" / "python").write_text("")
+            (venv / "pyvenv.cfg").write_text(f"version = {fail.get('made_by', '3.11.7')}\n")
+        return subprocess.CompletedProcess(cmd, fail.get(cmd[3] if len(cmd) > 3 else "", 0))
+
+    def execv(path, argv):
+        raise Reexec(path)
+
+    monkeypatch.setattr(RUN_ALL.subprocess, "run", run)
+    monkeypatch.setattr(RUN_ALL.os, "execv", execv)
+    return venv, calls, fail
+
+
+def test_bootstrap_installs_once_and_redoes_a_failed_install(fake_setup, capsys):
+    venv, calls, fail = fake_setup
+    fail["install"] = 1  # pip fails half-way
+    with pytest.raises(SystemExit) as info:
+        RUN_ALL.bootstrap("dev")
+    assert "failed (exit status 1" in str(info.value) and "\n" not in str(info.value)
+    assert (venv / "bin" / "python").is_file() and not (venv / ".i2r-installed.json").exists()
+    # next call: the venv is reused but the install is redone; then the stamp is written
+    del fail["install"]
+    calls.clear()
+    with pytest.raises(Reexec):
+        RUN_ALL.bootstrap("dev")
+    assert [c[2:4] for c in calls] == [["pip", "install"], ["ipykernel", "install"]]
+    assert json.loads((venv / ".i2r-installed.json").read_text())["extras"] == ["dev"]
+    # and then nothing to install
+    calls.clear()
+    with pytest.raises(Reexec):
+        RUN_ALL.bootstrap("dev")
+    assert calls == []
+
+
+def test_bootstrap_recreates_a_venv_of_another_python(fake_setup):
+    venv, calls, fail = fake_setup
+    fail["made_by"] = "3.12.3"
+    with pytest.raises(Reexec):
+        RUN_ALL.bootstrap("dev")  # made by 3.12 (in this fake): the stamp is not trusted
+    (venv / "pyvenv.cfg").write_text("home = /x\nversion_info = 3.12.3.final.0\n")
+    calls.clear()
+    with pytest.raises(Reexec):
+        RUN_ALL.bootstrap("dev")
+    assert calls[0][1:] == ["-m", "venv", "--clear", str(venv)] and len(calls) == 3
+
+
+def test_main_checks_the_version_before_installing(monkeypatch):
+    monkeypatch.setattr(sys, "version_info", (3, 12, 1, "final", 0))
+    monkeypatch.setattr(RUN_ALL, "bootstrap", lambda extras: pytest.fail("installing"))
+    monkeypatch.setattr(sys, "argv", ["run_all.py", "--stages", "00"])
+    with pytest.raises(SystemExit, match=r"^run_all.py: Python 3.12.1 found, but the project"):
+        RUN_ALL.main()
+
+
+def test_main_job_installs_without_dev_extras_and_test_adds_them(fake_setup, monkeypatch):
+    venv, calls, _ = fake_setup
+    installs = []
+
+    def bootstrap(extras):
+        calls.clear()
+        with pytest.raises(Reexec):
+            RUN_ALL.bootstrap(extras)
+        installs.append([c[-1] for c in calls if c[2:4] == ["pip", "install"]])
+
+    for extras in ["", "dev", "", "cluster", "fetch"]:
+        bootstrap(extras)
+    root = str(RUN_ALL.ROOT)
+    assert installs == [[root], [f"{root}[dev]"], [], [f"{root}[cluster,dev]"],
+                        [f"{root}[cluster,dev,fetch]"]]  # fmt: skip
+    # main() asks for the extras of the command
+    asked = []
+    monkeypatch.setattr(RUN_ALL, "bootstrap", lambda extras: asked.append(extras) or 1 / 0)
+    for argv in (["--stages", "00"], ["--executor", "dask"], ["test"], ["data", "demo"]):
+        monkeypatch.setattr(sys, "argv", ["run_all.py", *argv])
+        with pytest.raises(ZeroDivisionError):
+            RUN_ALL.main()
+    assert asked == ["", "cluster", "dev", "fetch"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = extras["optional-dependencies"]
+    assert {"cluster", "fetch"} <= extras.keys()
+    assert {p for k in ("cluster", "fetch") for p in extras[k]} <= set(extras["dev"])
+
+
+def test_dry_run_after_a_complete_run_says_complete(stub_run):
+    tmp, _, _ = stub_run
+    res = tmp / "local"
+    run_all(*stub_args(tmp, "local"), "--conditions", "A,B")  # whatever ran before
+    before = sorted(res.rglob("*"))
+    out = run_all(*stub_args(tmp, "local"), "--conditions", "A,B", "--dry-run")
+    assert out.stdout.count("[dry-run] ") == len(STAGES) and ": would run" not in out.stdout
+    assert out.stdout.count(": complete") == 12 and sorted(res.rglob("*")) == before
+    forced = run_all(*stub_args(tmp, "local"), "--stages", "07", "--dry-run", "--force")
+    assert "07_summarize_conditions: 1 unit(s) - 1 would run, 0 complete (--force)" in forced.stdout
+    assert sorted(res.rglob("*")) == before

@@ -11,6 +11,8 @@ pipeline    one main-job run: configuration, paths, units per scope, parameters,
 executor    runs the units of a stage locally or on a Dask cluster; owns the done markers.
 notebooks   jupytext source -> cached .ipynb, declared parameters, papermill execution.
 provenance  run manifests: git commit, package versions, parameters, input checksums.
+config      static checks of configuration values (one table), before the first stage.
+options     main-job options and help (standard library only: answered before any install).
 cli         command line: main job, final report, ``test``, ``predict`` and ``data``.
 fetch       ``run_all.py data``: checksummed, resumable downloads of public data.
 predict     ``run_all.py predict``: new-target mode through its notebook.

@@ -1,19 +1,7 @@
-"""Run the compendium: execute the notebooks with papermill (``python3 run_all.py``).
+"""Command line: the main job, its final report, ``test``, ``predict`` and ``data``.
 
-    python3 run_all.py                 # main job on the embedded default synthetic screen
-    python3 run_all.py test            # lint, unit tests, papermill smoke run of every notebook
-    python3 run_all.py predict ...     # rank genes for a new target (i2r_pipeline.predict)
-    python3 run_all.py data ...        # fetch public data (i2r_pipeline.fetch)
-
-Options (main job): --size tiny|default, --conditions A,B | --all-conditions,
---stages 00,03, --data-dir, --results-dir, --figures-dir, --seed, --no-random-baseline,
---force (rerun units already complete), --list, --notebooks-dir.
-Parallel units (plates, folds, conditions) on Dask: --executor dask [--workers N]
-[--scheduler-address tcp://host:8786 | --cluster slurm|pbs]; environment variables
-I2R_EXECUTOR, I2R_WORKERS, I2R_SCHEDULER_ADDRESS, I2R_DASK_CLUSTER give the defaults.
-
-The first run creates ``.venv`` and installs the pinned project into it (set
-I2R_NO_VENV=1 to use the current interpreter, e.g. a conda env from environment.yml).
+The options and the help text are in :mod:`i2r_pipeline.options` (standard library only,
+so ``run_all.py`` answers ``--help`` before any install).
 """
 
 from __future__ import annotations
@@ -21,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -30,89 +17,22 @@ from pathlib import Path
 from i2r_utils.artifacts import artifact
 
 from . import PipelineError
+from .config import validate_config
 from .executor import make_executor
-from .pipeline import Pipeline, check_config, load_config, run_pipeline, select_stages
-from .stages import STAGES
+from .options import COMMANDS, list_stages, parse_args
+from .pipeline import Pipeline, check_config, load_config, plan, run_pipeline, select_stages
 
 __all__ = [
     "COMMANDS",
     "parse_args",
     "make_pipeline",
     "main_job",
+    "print_plan",
     "report",
     "run_tests",
     "run_command",
     "main",
 ]
-
-# Subcommands implemented in modules of this package: name -> (module, what it does).
-COMMANDS = {
-    "predict": ("i2r_pipeline.predict", "rank candidate genes for a new target"),
-    "data": ("i2r_pipeline.fetch", "fetch public data"),
-}
-
-
-def _env_int(name: str):
-    value = os.environ.get(name)
-    return int(value) if value else None
-
-
-def parse_args(argv: list[str], root: Path) -> argparse.Namespace:
-    """Command-line options of the main job.
-
-    Parameters
-    ----------
-    argv : list of str
-        Arguments after ``run_all.py``.
-    root : pathlib.Path
-        The project folder (defaults of the configuration and notebooks).
-
-    Returns
-    -------
-    argparse.Namespace
-        The options.
-    """
-    ap = argparse.ArgumentParser(
-        prog="run_all.py", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    ap.add_argument("--config", default=str(root / "config" / "default.yaml"))
-    ap.add_argument("--size", choices=["tiny", "default"])
-    ap.add_argument("--conditions", help="comma-separated held-out conditions")
-    ap.add_argument("--all-conditions", action="store_true", help="every non-control condition")
-    ap.add_argument("--stages", help="comma-separated stage numbers or names (default: all)")
-    ap.add_argument("--data-dir")
-    ap.add_argument("--results-dir")
-    ap.add_argument("--figures-dir")
-    ap.add_argument("--notebooks-dir", default=str(root / "notebooks"), help=argparse.SUPPRESS)
-    ap.add_argument("--seed", type=int)
-    ap.add_argument("--no-random-baseline", action="store_true")
-    ap.add_argument("--force", action="store_true", help="rerun units already complete")
-    ap.add_argument("--list", action="store_true", help="list the stages and exit")
-    ap.add_argument(
-        "--executor",
-        choices=["local", "dask"],
-        default=os.environ.get("I2R_EXECUTOR", "local"),
-        help="local: units one after another (default); dask: units of a stage in parallel",
-    )
-    ap.add_argument(
-        "--workers",
-        type=int,
-        default=_env_int("I2R_WORKERS"),
-        help="dask worker processes (default: cores) or batch jobs (default 1)",
-    )
-    ap.add_argument(
-        "--scheduler-address",
-        default=os.environ.get("I2R_SCHEDULER_ADDRESS"),
-        help="connect to a running dask scheduler, e.g. tcp://10.0.0.5:8786",
-    )
-    ap.add_argument(
-        "--cluster",
-        choices=["local", "slurm", "pbs"],
-        default=os.environ.get("I2R_DASK_CLUSTER", "local"),
-        help="dask cluster to start: local processes, or dask-jobqueue SLURM/PBS jobs "
-        "configured in ~/.config/dask/jobqueue.yaml",
-    )
-    return ap.parse_args(argv)
 
 
 def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]:
@@ -128,7 +48,7 @@ def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]
     Returns
     -------
     (Pipeline, list of Stage)
-        The pipeline, its configuration checked, and the stages to run.
+        The pipeline, its configuration checked (keys and values), and the stages to run.
     """
     stages = select_stages(args.stages)
     cfg = load_config(Path(args.config))
@@ -148,6 +68,7 @@ def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]
     all_conditions = args.all_conditions and not args.conditions
     pipe = Pipeline(cfg, paths, Path(args.notebooks_dir), all_conditions, repo=root)
     check_config(pipe)
+    validate_config(cfg)
     return pipe, stages
 
 
@@ -168,12 +89,14 @@ def main_job(argv: list[str], root: Path) -> int:
     """
     args = parse_args(argv, root)
     if args.list:
-        for stage in STAGES:
-            print(f"{stage.name:28s} {stage.scope}")
+        list_stages()
         return 0
     if args.executor == "local" and (args.workers or args.scheduler_address):
         raise PipelineError("--workers/--scheduler-address need --executor dask.")
     pipe, stages = make_pipeline(args, root)
+    if args.dry_run:
+        print_plan(plan(pipe, stages, args.force))
+        return 0
     try:
         ex = make_executor(args.executor, args.workers, args.scheduler_address, args.cluster)
     except (ImportError, ValueError) as exc:
@@ -193,6 +116,23 @@ def main_job(argv: list[str], root: Path) -> int:
     if any(s.scope in ("condition", "summary") for s in stages):
         report(pipe.paths["work"], pipe.conditions())
     return 0
+
+
+def print_plan(steps: list) -> None:
+    """Print what a run would do (:func:`i2r_pipeline.pipeline.plan`), a block per stage.
+
+    Parameters
+    ----------
+    steps : list
+        ``(stage, [(label, "run" | "complete"), ...], note)`` per stage.
+    """
+    for stage, rows, note in steps:
+        n_run = sum(status == "run" for _, status in rows)
+        head = f"[dry-run] {stage.name}: {len(rows)} unit(s) - {n_run} would run, "
+        head += f"{len(rows) - n_run} complete"
+        print(head + (f" ({note})" if note else ""))
+        for label, status in rows:
+            print(f"  {label}: {'would run' if status == 'run' else 'complete'}")
 
 
 def report(work: Path, conditions: list[str]) -> None:

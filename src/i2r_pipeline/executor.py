@@ -56,6 +56,7 @@ __all__ = [
     "DaskExecutor",
     "EXECUTORS",
     "CLUSTERS",
+    "QUIET_KERNEL",
     "marker_path",
     "read_marker",
     "upstream_digest",
@@ -71,6 +72,10 @@ __all__ = [
 EXECUTORS = ("local", "dask")
 #: Kinds of Dask cluster :func:`make_executor` can start (``local``: a ``LocalCluster``).
 CLUSTERS = ("local", "slurm", "pbs")
+#: Arguments of every unit's kernel: its own log (e.g. "Kernel is running over TCP without
+#: encryption" warnings) shows errors only. Progress bars show on a terminal only, so that
+#: logs get plain lines (``tqdm(disable=None)``).
+QUIET_KERNEL = ("--IPKernelApp.log_level=ERROR",)
 
 
 @dataclass(frozen=True)
@@ -283,6 +288,7 @@ def run_unit(unit: Unit, force: bool = False) -> UnitResult:
             cwd=Path(unit.cwd),
             progress=False,
             kernel_name=unit.kernel_name,
+            extra_arguments=list(QUIET_KERNEL),
         )
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none propagates
         return UnitResult(unit, "failed", time.perf_counter() - t0, _error_message(exc), host)
@@ -362,7 +368,7 @@ class LocalExecutor(Executor):
 
     def _run(self, units: Sequence[Unit], force: bool, desc: str) -> list[UnitResult]:
         results = []
-        for unit in tqdm(units, desc=desc or None, unit="unit", leave=False):
+        for unit in tqdm(units, desc=desc or None, unit="unit", leave=False, disable=None):
             results.append(run_unit(unit, force))
             _log(results[-1])
         return results
@@ -423,7 +429,7 @@ class DaskExecutor(Executor):
             )
             futures[fut] = i
         results: list[UnitResult | None] = [None] * len(units)
-        bar = tqdm(total=len(units), desc=desc or None, unit="unit", leave=False)
+        bar = tqdm(total=len(units), desc=desc or None, unit="unit", leave=False, disable=None)
         for fut in as_completed(futures):
             i = futures[fut]
             try:

@@ -17,7 +17,7 @@ from i2r_utils.artifacts import artifact
 from i2r_utils.columns import CONTROL
 
 from . import PipelineError
-from .executor import Unit, failure_report, upstream_digest
+from .executor import Unit, failure_report, is_complete, upstream_digest
 from .notebooks import declared_parameters, to_ipynb
 from .provenance import write_manifest
 from .stages import SCOPES, STAGES, UNIT_PARAMETER, Stage
@@ -30,6 +30,7 @@ __all__ = [
     "check_config",
     "select_stages",
     "write_condition_manifest",
+    "plan",
     "run_pipeline",
 ]
 
@@ -51,10 +52,27 @@ def load_config(path: str | Path) -> dict:
     -------
     dict
         Its keys (empty for an empty file).
+
+    Raises
+    ------
+    PipelineError
+        When the file is missing or unreadable, not YAML, or not a mapping.
     """
     import yaml
 
-    return yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        cfg = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise PipelineError(f"cannot read the configuration {path}: {exc.strerror}.") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise PipelineError(f"{path} is not valid YAML{line}; fix the file.") from None
+    if cfg is not None and not isinstance(cfg, dict):
+        raise PipelineError(
+            f"{path} must map keys to values (key: value lines), not be a {type(cfg).__name__}."
+        )
+    return cfg or {}
 
 
 class Pipeline:
@@ -195,8 +213,12 @@ class Pipeline:
             for label, _, sub in self.unit_specs(by_name[dep].scope)
         )
 
-    def units(self, stage: Stage) -> list[Unit]:
-        """Build the units of one stage, ready for an executor."""
+    def units(self, stage: Stage, generate: bool = True) -> list[Unit]:
+        """Build the units of one stage, ready for an executor.
+
+        With ``generate=False`` no ``.ipynb`` is written (the units' ``notebook`` is the
+        source): enough to tell whether they are complete (:func:`plan`).
+        """
         need = UNIT_PARAMETER.get(stage.scope)
         if need and need not in self.declared(stage.name):
             raise PipelineError(
@@ -208,7 +230,7 @@ class Pipeline:
             Unit(
                 stage=stage.name,
                 label=label,
-                notebook=str(self.ipynb(stage.name)),
+                notebook=str(self.ipynb(stage.name) if generate else self.source(stage.name)),
                 source=str(self.source(stage.name)),
                 parameters=self.parameters(stage.name, scope_params),
                 exec_dir=str(self.paths["work"] / sub),
@@ -297,6 +319,47 @@ def write_condition_manifest(pipe: Pipeline, condition: str) -> None:
          data / "network" / "expression.csv"],
         repo=pipe.repo,
     )  # fmt: skip
+
+
+def plan(pipe: Pipeline, stages: Sequence[Stage], force: bool = False) -> list[tuple]:
+    """Return what a run would do: each stage's units and whether each would run.
+
+    Nothing is written and no kernel is started.
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        The configured pipeline.
+    stages : sequence of Stage
+        The selected stages, in order.
+    force : bool
+        Every unit would run.
+
+    Returns
+    -------
+    list of (Stage, list of (str, str), str)
+        Per stage: ``(label, "run" | "complete")`` of each unit, and a note: why the
+        units would run (``"--force"``, the stages read from that would run), or why they
+        are not known yet (e.g. the plates before stage 00 wrote ``metadata.csv``).
+    """
+    out, running = [], set()
+    for stage in stages:
+        rerun = [dep for dep in stage.reads if dep in running]
+        note = (
+            "--force" if force else (f"reads {', '.join(rerun)}, which would run" if rerun else "")
+        )
+        try:
+            units = pipe.units(stage, generate=False)
+        except PipelineError as exc:
+            out.append((stage, [], f"units not known yet: {exc}"))
+            running.add(stage.name)
+            continue
+        rows = [(u.label, "run" if force or rerun or not is_complete(u) else "complete")
+                for u in units]  # fmt: skip
+        if any(status == "run" for _, status in rows):
+            running.add(stage.name)
+        out.append((stage, rows, note))
+    return out
 
 
 def run_pipeline(pipe: Pipeline, stages: Sequence[Stage], executor, force: bool = False):

@@ -1,0 +1,101 @@
+"""Static checks of the main job's configuration values, before the first stage runs.
+
+:data:`CHECKS` is one table: configuration key -> what its value must be. Keys that are not
+in the table are passed on unchecked (their notebooks check them). :func:`validate_config`
+reports the first bad value in one line naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from . import PipelineError
+
+__all__ = ["CHECKS", "validate_config", "choice", "integer", "number"]
+
+
+def choice(*allowed) -> tuple[Callable, str]:
+    """Check: one of ``allowed``."""
+    return (lambda v: isinstance(v, str) and v in allowed), "one of " + ", ".join(allowed)
+
+
+def integer(low: int) -> tuple[Callable, str]:
+    """Check: an integer (not a bool) of at least ``low``."""
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low), (
+        f"an integer >= {low}"
+    )
+
+
+def _real(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def number(low: float = 0.0, strict: bool = True) -> tuple[Callable, str]:
+    """Check: a finite number above ``low`` (or at least ``low`` when not ``strict``)."""
+    if strict:
+        return (lambda v: _real(v) and v > low), f"a finite number > {low:g}"
+    return (lambda v: _real(v) and v >= low), f"a finite number >= {low:g}"
+
+
+def _conditions(v) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(c, str) and c for c in v)
+
+
+def _threshold(v) -> bool:
+    return v == "elbow" or (_real(v) and 0 < v <= 1)
+
+
+def _grid(v) -> bool:
+    return isinstance(v, list) and all(_real(a) and a > 0 for a in v)
+
+
+#: Configuration key -> (check, what is allowed).
+CHECKS: dict[str, tuple[Callable, str]] = {
+    "size": choice("tiny", "default"),
+    "seed": integer(0),
+    "conditions": (_conditions, "a non-empty list of condition names, e.g. [BRAF, JUN]"),
+    "pixel_scale": number(0.0),
+    "screen_threshold": (_threshold, '"elbow" or a number in (0, 1]'),
+    "n_folds": integer(2),
+    "encoder_arch": choice("resnet18", "small"),
+    "input_size": integer(1),
+    "epochs": integer(1),
+    "samples_per_class": integer(1),
+    "sphering_lambda": number(0.0, strict=False),
+    "k_hop": integer(0),
+    "random_baseline": ((lambda v: isinstance(v, bool)), "true or false"),
+    "n_permutations": integer(1),
+    "direction": choice("image_to_gene", "gene_to_image", "two_way", "auto"),
+    "representation": choice("cnn", "features", "both"),
+    "kernel": choice("ntk", "linear", "rbf"),
+    "depth": integer(1),
+    "alpha_grid": (_grid, "a list of positive numbers (empty: use alpha)"),
+    "alpha": number(0.0),
+    "metric": choice("euclidean", "cosine"),
+    "gae_epochs": integer(1),
+    "unet_epochs": integer(1),
+}
+
+
+def validate_config(cfg: dict) -> None:
+    """Check every value of ``cfg`` that :data:`CHECKS` knows.
+
+    Parameters
+    ----------
+    cfg : dict
+        The configuration (after the command-line options were applied).
+
+    Raises
+    ------
+    PipelineError
+        At the first bad value: ``configuration key direction = 'autoo': must be one of
+        image_to_gene, gene_to_image, two_way, auto.``
+    """
+    if not isinstance(cfg, dict):
+        raise PipelineError(
+            f"the configuration must be a mapping of keys to values, not {type(cfg).__name__}."
+        )
+    for key, (ok, allowed) in CHECKS.items():
+        if key in cfg and not ok(cfg[key]):
+            raise PipelineError(f"configuration key {key} = {cfg[key]!r}: must be {allowed}.")

@@ -1,0 +1,78 @@
+"""Static checks of configuration values: one line naming the key, the value, what is allowed."""
+
+from pathlib import Path
+
+import pytest
+
+from i2r_pipeline import PipelineError
+from i2r_pipeline.config import CHECKS, validate_config
+from i2r_pipeline.pipeline import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_default_config_passes_and_every_default_key_is_checked():
+    cfg = load_config(ROOT / "config" / "default.yaml")
+    validate_config(cfg)
+    assert set(cfg) <= set(CHECKS)
+    validate_config({})  # keys that are absent are not checked
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("direction", "autoo", "one of image_to_gene, gene_to_image, two_way, auto"),
+        ("representation", "cnns", "one of cnn, features, both"),
+        ("kernel", "poly", "one of ntk, linear, rbf"),
+        ("metric", "manhattan", "one of euclidean, cosine"),
+        ("size", "huge", "one of tiny, default"),
+        ("encoder_arch", "vit", "one of resnet18, small"),
+        ("n_folds", 1, "an integer >= 2"),
+        ("epochs", "eight", "an integer >= 1"),
+        ("epochs", 0, "an integer >= 1"),
+        ("n_permutations", 2.5, "an integer >= 1"),
+        ("n_permutations", True, "an integer >= 1"),
+        ("seed", -1, "an integer >= 0"),
+        ("conditions", "BRAF", "a non-empty list of condition names"),
+        ("conditions", [], "a non-empty list of condition names"),
+        ("pixel_scale", float("nan"), "a finite number > 0"),
+        ("pixel_scale", float("inf"), "a finite number > 0"),
+        ("alpha", 0, "a finite number > 0"),
+        ("sphering_lambda", -0.1, "a finite number >= 0"),
+        ("alpha_grid", [1.0, -1.0], "a list of positive numbers"),
+        ("screen_threshold", "elbw", '"elbow" or a number in (0, 1]'),
+        ("random_baseline", "yes", "true or false"),
+    ],
+)
+def test_bad_values_name_key_value_and_allowed(key, value, allowed):
+    cfg = load_config(ROOT / "config" / "default.yaml")
+    cfg[key] = value
+    with pytest.raises(PipelineError) as info:
+        validate_config(cfg)
+    msg = str(info.value)
+    assert msg.startswith(f"configuration key {key} = {value!r}: must be {allowed}"), msg
+    assert "\n" not in msg
+
+
+def test_good_edge_values_pass():
+    for key, value in [("screen_threshold", 0.665), ("alpha_grid", []), ("k_hop", 0),
+                       ("sphering_lambda", 0), ("pixel_scale", 2), ("n_folds", 2)]:  # fmt: skip
+        validate_config({key: value})
+
+
+def test_not_a_mapping():
+    with pytest.raises(PipelineError, match="must be a mapping of keys to values, not list"):
+        validate_config(["size", "tiny"])
+
+
+def test_choices_match_the_method_library():
+    from i2r_utils.directions import DIRECTIONS
+    from i2r_utils.kernels import KERNELS
+    from i2r_utils.profiles import REPRESENTATIONS
+
+    def allowed(key):
+        return CHECKS[key][1].removeprefix("one of ").split(", ")
+
+    assert allowed("direction") == [*DIRECTIONS, "auto"]
+    assert allowed("kernel") == list(KERNELS)
+    assert allowed("representation") == list(REPRESENTATIONS)
