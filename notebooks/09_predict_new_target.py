@@ -24,7 +24,6 @@ min_nuclei = 2  # fewest nuclei in all images together
 progress = True  # progress bar over the images
 
 # %%
-import json
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,7 @@ from i2r_utils.directions import (
     choose_direction,
     inner_direction_scores,
     rank_candidates,
+    read_translation_settings,
     training_set,
 )
 from i2r_utils.encoder import embed, embedding_table, load_encoder
@@ -69,22 +69,7 @@ from i2r_utils.profiles import (
 # Results written before these options translated the encoder profiles image to gene.
 
 # %%
-settings = {
-    "representation": "cnn", "direction": "image_to_gene", "kernel": "ntk", "depth": 2,
-    "alphas": None, "metric": "euclidean",
-}  # fmt: skip
-for path in sorted(Path(results_dir).glob(artifact("", "result", condition="*").as_posix())):
-    try:
-        res = json.loads(path.read_text())
-    except (OSError, ValueError):
-        continue
-    settings.update({k: res[k] for k in ("representation", "direction", "kernel", "depth", "metric")
-                     if res.get(k) is not None})  # fmt: skip
-    if res.get("direction_requested"):  # "auto": choose again on this training set
-        settings["direction"] = res["direction_requested"]
-    if res.get("alpha_grid"):
-        settings["alphas"] = tuple(res["alpha_grid"])
-    break
+settings = read_translation_settings(results_dir)
 representation = settings["representation"]
 use_cnn, use_features = representation in ("cnn", "both"), representation != "cnn"
 settings

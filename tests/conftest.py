@@ -37,3 +37,14 @@ def moto_url():
 def cpg_bucket(moto_url):
     """A bucket with the Cell Painting Gallery layout on the moto server."""
     return make_cpg_bucket(moto_url)
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """One torch thread for a module: tiny models run fastest, and most predictably, on one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

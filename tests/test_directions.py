@@ -284,3 +284,23 @@ def test_auto_direction_is_chosen_by_leave_one_out_on_training_conditions():
     assert choose_direction({"image_to_gene": 1.0, "gene_to_image": 1.0, "two_way": 1.0}) == (
         "two_way"
     )
+
+
+def test_read_translation_settings(tmp_path):
+    import json
+
+    from i2r_utils.directions import read_translation_settings
+
+    default = read_translation_settings(tmp_path)
+    assert default["representation"] == "cnn" and default["direction"] == "image_to_gene"
+    (tmp_path / "A").mkdir()
+    (tmp_path / "A" / "result.json").write_text("not json")
+    (tmp_path / "B").mkdir()
+    result = {
+        "representation": "both", "direction": "two_way", "direction_requested": "auto",
+        "kernel": "rbf", "depth": 1, "metric": "cosine", "alpha_grid": [0.1, 1.0],
+    }  # fmt: skip
+    (tmp_path / "B" / "result.json").write_text(json.dumps(result))
+    got = read_translation_settings(tmp_path)  # A is unreadable: B is read
+    assert got == {"representation": "both", "direction": "auto", "kernel": "rbf", "depth": 1,
+                   "alphas": (0.1, 1.0), "metric": "cosine"}  # fmt: skip

@@ -5,16 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from screen_helpers import small_screen
 
 from i2r_utils.io import (
     InputError,
     atomic_path,
+    file_digest,
     load_metadata,
     normalize_percentile,
     read_image,
     read_mask,
     read_table,
-    sha256_file,
     write_json,
     write_table,
 )  # fmt: skip
@@ -53,7 +54,7 @@ def test_tables_and_json_round_trip(tmp_path):
 
 def test_sha256(tmp_path):
     (tmp_path / "f").write_bytes(b"abc")
-    assert sha256_file(tmp_path / "f").startswith("ba7816bf")
+    assert file_digest(tmp_path / "f").startswith("ba7816bf")
 
 
 def test_mask_errors_name_the_file(tmp_path):
@@ -163,29 +164,15 @@ def test_pair_images_masks(tmp_path):
     assert (pair_images_masks(images)["Metadata_MaskPath"] == "").all()
 
 
-def _small_screen(tiny_screen, dest, n=6, masks=True, **edit):
-    """A metadata table of the first ``n`` images of the tiny screen, edited, in ``dest``."""
-    meta = pd.read_csv(tiny_screen / "metadata.csv").head(n)
-    for col in ("Metadata_ImagePath", "Metadata_MaskPath"):
-        meta[col] = [str(tiny_screen / p) for p in meta[col]]
-    if not masks:
-        meta = meta.drop(columns="Metadata_MaskPath")
-    for col, values in edit.items():
-        meta[col] = values
-    dest.mkdir(parents=True, exist_ok=True)
-    meta.to_csv(dest / "metadata.csv", index=False)
-    return dest
-
-
 def test_load_metadata_with_optional_masks(tiny_screen, tmp_path):
     full = load_metadata(tiny_screen)
     pd.testing.assert_frame_equal(load_metadata(tiny_screen, require_masks=False), full)
-    without = _small_screen(tiny_screen, tmp_path / "b", masks=False)
+    without = small_screen(tiny_screen, tmp_path / "b", masks=False)
     meta = load_metadata(without, require_masks=False)
     assert (meta["Metadata_MaskPath"] == "").all() and len(meta) == 6
     with pytest.raises(InputError, match=r"missing columns \['Metadata_MaskPath'\]"):
         load_metadata(without)
-    mixed = _small_screen(tiny_screen, tmp_path / "c", n=2)
+    mixed = small_screen(tiny_screen, tmp_path / "c", n=2)
     table = pd.read_csv(mixed / "metadata.csv")
     table.loc[1, "Metadata_MaskPath"] = np.nan  # an empty entry: segment that image only
     table.to_csv(mixed / "metadata.csv", index=False)
@@ -195,7 +182,7 @@ def test_load_metadata_with_optional_masks(tiny_screen, tmp_path):
 
 def test_no_matching_mask_file(tiny_screen, tmp_path):
     paths = [str(tmp_path / f"masks/P01/other_{i}.tif") for i in range(6)]
-    data = _small_screen(tiny_screen, tmp_path, Metadata_MaskPath=paths)
+    data = small_screen(tiny_screen, tmp_path, Metadata_MaskPath=paths)
     for require in (True, False):
         with pytest.raises(InputError, match="no mask with the same file name") as err:
             load_metadata(data, require_masks=require)

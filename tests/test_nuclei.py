@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 import tifffile
 from reference_nuclei import disks
+from screen_helpers import small_screen
 
 from i2r_utils.io import InputError, load_metadata
 from i2r_utils.nuclei import (
@@ -65,20 +66,6 @@ def test_plate_stage_writes_reruns_and_merges(tiny_screen, tmp_path):
     np.testing.assert_array_equal(crops[::-1][:3], load_crops(tmp_path, nuc.iloc[:3]))
     with pytest.raises(InputError, match="not in the screen metadata"):
         select_plates(meta, "P09")
-
-
-def small_screen(tiny_screen, tmp_path, n=6, masks=True, **edit):
-    """A copy of the first ``n`` images of plate P01 with an edited metadata table."""
-    meta = pd.read_csv(tiny_screen / "metadata.csv").head(n)
-    meta["Metadata_ImagePath"] = [str(tiny_screen / p) for p in meta["Metadata_ImagePath"]]
-    meta["Metadata_MaskPath"] = [str(tiny_screen / p) for p in meta["Metadata_MaskPath"]]
-    if not masks:
-        meta = meta.drop(columns="Metadata_MaskPath")
-    for col, values in edit.items():
-        meta[col] = values
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    meta.to_csv(tmp_path / "metadata.csv", index=False)
-    return tmp_path
 
 
 def test_images_without_masks_are_segmented(tiny_screen, tmp_path):

@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from segmentation_helpers import DATA, synthetic_disks, train_tiny_unet, tta_map_delta
 
 from i2r_utils.metrics import classify_instances, map_dsb
@@ -16,14 +15,7 @@ from i2r_utils.segmentation import (
     tta_deltas,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    """Tiny models run fastest, and most predictably on a busy machine, on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")  # tests/conftest.py
 
 
 def test_bad_method_model_and_tta_names():

@@ -8,14 +8,7 @@ from segmentation_helpers import load_unet, save_unet, synthetic_disks, train_ti
 from i2r_utils.segmentation import segment_nuclei
 from i2r_utils.unet import UNet, predict_unet, probabilities_to_labels, train_unet, unet_targets
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    """Tiny models run fastest, and most predictably on a busy machine, on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")  # tests/conftest.py
 
 
 def test_unet_targets():

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from i2r_utils.artifacts import artifact
+from i2r_utils.directions import read_translation_settings
 from i2r_utils.io import InputError, atomic_path, missing_mask_error, pair_images_masks
 
 from .notebooks import execute, to_ipynb
@@ -88,16 +89,6 @@ def _need(path: Path, what: str) -> None:
         )
 
 
-def _representation(results_dir: Path) -> str:
-    """Return the profiles the main job translated (its first readable ``result.json``)."""
-    for path in sorted(results_dir.glob(artifact("", "result", condition="*").as_posix())):
-        try:
-            return json.loads(path.read_text()).get("representation") or "cnn"
-        except (OSError, ValueError):
-            continue
-    return "cnn"
-
-
 def check_inputs(args: argparse.Namespace) -> None:
     """Check the options, the folders and the results folder before any image is processed.
 
@@ -123,7 +114,7 @@ def check_inputs(args: argparse.Namespace) -> None:
         ("gene_embeddings", "gene embeddings"),
         ("impactful", "impactful conditions"),
     ]
-    if _representation(results) != "cnn":
+    if read_translation_settings(results)["representation"] != "cnn":
         needed.append(("sphering_features", "sphering of the features"))
     for name, what in needed:
         path = results / "encoders" if name == "encoders" else artifact(results, name)

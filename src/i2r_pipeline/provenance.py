@@ -7,7 +7,7 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from i2r_utils.io import sha256_file, write_json
+from i2r_utils.io import file_digest, write_json
 
 __all__ = ["git_state", "package_versions", "write_manifest"]
 
@@ -78,7 +78,7 @@ def write_manifest(path, parameters: dict, inputs: list, repo=".") -> Path:
     pathlib.Path
         The written manifest.
     """
-    checksums = {str(p): (sha256_file(p) if Path(p).is_file() else None) for p in map(Path, inputs)}
+    checksums = {str(p): (file_digest(p) if Path(p).is_file() else None) for p in map(Path, inputs)}
     return write_json(
         {
             "git": git_state(repo),

@@ -19,11 +19,15 @@ centred training rows.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .artifacts import artifact
 from .columns import CONTROL, feature_columns
 from .io import InputError
 from .kernels import kernel_matrix, median_squared_distance, squared_distances
@@ -31,6 +35,7 @@ from .ranking import distances, fuse_ranks, ranking_table, ranks_from_scores, tr
 from .ridge import LooRidge, centre_and_scale
 
 __all__ = [
+    "read_translation_settings",
     "DIRECTIONS",
     "DEFAULT_ALPHAS",
     "training_set",
@@ -43,6 +48,41 @@ __all__ = [
 
 DIRECTIONS = ("image_to_gene", "gene_to_image", "two_way")
 DEFAULT_ALPHAS = (0.001, 0.01, 0.1, 1.0, 10.0)
+
+
+def read_translation_settings(work_dir: str | os.PathLike) -> dict:
+    """Return how a run translated its held-out conditions (its first readable ``result.json``).
+
+    Parameters
+    ----------
+    work_dir : path-like
+        Results folder of a run.
+
+    Returns
+    -------
+    dict
+        ``representation``, ``direction`` (the requested one: ``"auto"`` when the run chose
+        by leave-one-out, so it is chosen again), ``kernel``, ``depth``, ``metric`` and
+        ``alphas`` (the ridge grid, or None). Without a readable result: the encoder profiles
+        translated image to gene with the NTK, as results written before these options.
+    """
+    settings = {
+        "representation": "cnn", "direction": "image_to_gene", "kernel": "ntk", "depth": 2,
+        "alphas": None, "metric": "euclidean",
+    }  # fmt: skip
+    for path in sorted(Path(work_dir).glob(artifact("", "result", condition="*").as_posix())):
+        try:
+            res = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        keys = ("representation", "direction", "kernel", "depth", "metric")
+        settings.update({k: res[k] for k in keys if res.get(k) is not None})
+        if res.get("direction_requested"):  # "auto": choose again on another training set
+            settings["direction"] = res["direction_requested"]
+        if res.get("alpha_grid"):
+            settings["alphas"] = tuple(res["alpha_grid"])
+        break
+    return settings
 
 
 def training_set(

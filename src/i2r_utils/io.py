@@ -27,7 +27,6 @@ __all__ = [
     "write_json",
     "write_table",
     "read_table",
-    "sha256_file",
     "file_digest",
     "read_image",
     "read_mask",
@@ -171,28 +170,6 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Return the SHA-256 hex digest of a file.
-
-    Parameters
-    ----------
-    path : path-like
-        File to hash.
-    chunk : int
-        Read size in bytes.
-
-    Returns
-    -------
-    str
-        Hex digest.
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_any(path: Path, what: str) -> np.ndarray:
