@@ -8,6 +8,12 @@ eigendecomposition (:class:`i2r_utils.ridge.LooRidge`, kernel included) and (b) 
 plain kernel ridge regression (``tests/reference_translation.py``) n times per ridge (kernel
 recomputed, as a naive loop would), checks both give the same predictions and prints the
 speed-up. n = 41 is Image2Reg's number of impactful conditions.
+
+``--shuffle R`` also times the original's full-shuffle baseline
+(:func:`i2r_utils.baselines.full_shuffle_ranks`, R repeats for one held-out condition, 249
+candidates as the original's interactome) with the original translation (NTK depth 1 on
+bias-augmented raw inputs, ridge 1) and with i2r's (NTK depth 2, centred inputs, ridge by
+inner LOO), image to gene and two-way.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from i2r_utils.baselines import full_shuffle_ranks
 from i2r_utils.kernels import kernel_matrix
 from i2r_utils.ridge import LooRidge
 
@@ -56,11 +64,31 @@ def bench(n: int, n_alphas: int, d: int = 512, k: int = 32, seed: int = 0) -> di
     }
 
 
+def bench_shuffle(n: int, repeats: int, n_genes: int = 249, d: int = 512, seed: int = 0):
+    """Time the full-shuffle baseline for one held-out condition; yield one row per setting."""
+    rng = np.random.default_rng(seed)
+    names = [f"G{i}" for i in range(n_genes)]
+    emb = pd.DataFrame(rng.normal(size=(n_genes, 32)), index=names)
+    emb = emb.div(np.linalg.norm(emb, axis=1), axis=0)
+    space = pd.DataFrame(rng.normal(size=(n + 1, d)), columns=[f"cnn_{i}" for i in range(d)])
+    space.insert(0, "Metadata_Condition", names[: n + 1])
+    original = {"kernel": "ntk", "depth": 1, "alphas": (1.0,), "scaling": "none",
+                "input_bias": True}  # fmt: skip
+    i2r = {"kernel": "ntk", "depth": 2, "alphas": (0.001, 0.01, 0.1, 1.0, 10.0)}
+    for label, opts in (("original", original), ("i2r", i2r)):
+        for direction in ("image_to_gene", "two_way"):
+            t0 = time.perf_counter()
+            ranks = full_shuffle_ranks(space, emb, names[0], names[1 : n + 1], direction,
+                                       repeats, seed, **opts)  # fmt: skip
+            yield label, direction, time.perf_counter() - t0, float(ranks.mean())
+
+
 def main() -> None:
     """Print the benchmark table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, nargs="+", default=[41, 100, 200])
     ap.add_argument("--alphas", type=int, default=5)
+    ap.add_argument("--shuffle", type=int, default=0, help="full-shuffle repeats (0: skip)")
     args = ap.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")  # fmt: skip
@@ -70,6 +98,12 @@ def main() -> None:
         r = bench(n, args.alphas)
         print(f"{r['n']:>5} {r['alphas']:>6} {r['closed_form_s']:>14.4f} {r['refit_s']:>16.3f} "
               f"{r['speedup']:>8.0f}x {r['max_abs_diff']:>11.1e}")  # fmt: skip
+    if args.shuffle:
+        print(f"\nfull shuffle, {args.shuffle} repeats, one held-out condition, 249 candidates")
+        print(f"{'n':>5} {'translation':>12} {'direction':>14} {'s':>8} {'mean rank':>10}")
+        for n in args.n:
+            for label, direction, sec, mean_rank in bench_shuffle(n, args.shuffle):
+                print(f"{n:>5} {label:>12} {direction:>14} {sec:>8.2f} {mean_rank:>10.1f}")
 
 
 if __name__ == "__main__":

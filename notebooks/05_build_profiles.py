@@ -9,7 +9,8 @@
 # * **untrained encoder**: the same ResNet18, randomly initialised, same pipeline.
 #
 # Produces, under `work_dir/profiles/`: `cnn_condition_profiles.parquet` (`Metadata_Fold`,
-# `Metadata_HeldOut`, `Metadata_Condition`, ..., `cnn_*`; sphered),
+# `Metadata_HeldOut`, `Metadata_Condition`, ..., `cnn_*`; sphered, or with
+# `condition_embedding = "nucleus_mean"` the plain nucleus means, `Metadata_ConditionEmbedding`),
 # `cnn_well_profiles.parquet`, `sphering_fold<k>.npz` (load with
 # `i2r_utils.profiles.load_sphering`), `features_{condition,well}_profiles.parquet`,
 # `sphering_features.npz`, `untrained_condition_profiles.parquet`, `sphering_untrained.npz`,
@@ -23,6 +24,7 @@ figures_dir = "../results/tiny/figures"  # figure folder
 n_folds = 2  # number of folds of conditions, as in notebook 04
 sphering_lambda = 0.01  # ZCA regulariser added to the control singular values
 seed = 0  # random seed of the untrained encoder and of the random-profile baseline
+condition_embedding = "profiles"  # "profiles" (sphered) or "nucleus_mean" (Image2Reg: plain mean)
 
 # %% [markdown]
 # ## The fold encoders
@@ -44,7 +46,18 @@ from i2r_utils.evaluation import evaluate_fold_spaces
 from i2r_utils.io import InputError, read_table, write_table
 from i2r_utils.nuclei import load_crops
 from i2r_utils.plotting import save_figure
-from i2r_utils.profiles import build_profiles, strong_perturbations
+from i2r_utils.profiles import (
+    CONDITION_EMBEDDINGS,
+    build_profiles,
+    nucleus_means,
+    strong_perturbations,
+)
+
+if condition_embedding not in CONDITION_EMBEDDINGS:
+    raise InputError(
+        f"unknown condition_embedding {condition_embedding!r}; use one of "
+        f"{list(CONDITION_EMBEDDINGS)}"
+    )
 
 nuclei = read_table(artifact(work_dir, "nuclei"))
 impactful = read_table(artifact(work_dir, "impactful"))["Metadata_Condition"].astype(str).tolist()
@@ -110,7 +123,8 @@ for k in range(n_folds):
 cnn_wells = pd.concat(cnn_wells, ignore_index=True)
 cnn_conds = pd.concat(cnn_conds, ignore_index=True)
 write_table(cnn_wells, artifact(work_dir, "cnn_well_profiles"))
-write_table(cnn_conds, artifact(work_dir, "cnn_condition_profiles"))
+if condition_embedding == "profiles":
+    write_table(cnn_conds, artifact(work_dir, "cnn_condition_profiles"))
 ps0 = sets["fold0"]
 print(
     f"{len(cnn_conds)} condition profiles in {n_folds} fold spaces, {cnn_conds.shape[1]} columns; "
@@ -118,6 +132,30 @@ print(
     f"{int(ps0.wells.Metadata_Nuclei.sum())} nuclei; sphering fitted on "
     f"{ps0.sphering.n_controls} control wells"
 )
+
+# %% [markdown]
+# ## The original's condition embedding: the plain nucleus mean (`condition_embedding`)
+# Image2Reg embeds a condition as the plain mean of its nuclei's embeddings: no image or
+# well level, no normalisation to the plate's controls, no sphering, the control left out.
+# With `condition_embedding = "nucleus_mean"` these means, one table per fold space (the
+# fold's encoder), are the encoder profiles the translation reads
+# (`cnn_condition_profiles.parquet`, marked `Metadata_ConditionEmbedding = nucleus_mean`);
+# the sphered profiles above still serve the strong perturbations, the evaluation and the
+# maps below. The hand-crafted features (representations `features`, `both`) keep their
+# sphered profiles: they are not encoder embeddings.
+
+# %%
+if condition_embedding == "nucleus_mean":
+    means = []
+    for k in range(n_folds):
+        m = nucleus_means(read_table(artifact(work_dir, "encoder_embeddings", fold=k)))
+        m.insert(0, "Metadata_Fold", k)
+        m.insert(1, "Metadata_HeldOut", m["Metadata_Condition"].isin(infos[k]["held_out"]))
+        m.insert(2, "Metadata_ConditionEmbedding", condition_embedding)
+        means.append(m)
+    means = pd.concat(means, ignore_index=True)
+    write_table(means, artifact(work_dir, "cnn_condition_profiles"))
+    print(f"{len(means)} nucleus-mean condition embeddings in {n_folds} fold spaces (no control)")
 
 # %% [markdown]
 # ## Baselines: hand-crafted features and the untrained encoder

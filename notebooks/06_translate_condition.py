@@ -18,6 +18,14 @@
 # * `two_way`: rank by the mean of the two ranks; `auto`: the one of the three with the best
 #   leave-one-out score on the training conditions.
 #
+# Every element of the original Image2Reg translation is a parameter (the `image2reg`
+# preset sets them all): the one-hidden-layer ReLU NTK on inputs augmented with a constant 1
+# (`depth = 1`, `input_bias = True`), raw condition embeddings (`input_scaling = "none"`),
+# ridge 1 (`alpha_grid = []`, `alpha = 1`), L2-normalised gene embeddings (`gene_norm =
+# "l2"`) ranked by euclidean distance, and the plain nucleus-mean condition embedding
+# (notebook 05, `condition_embedding`). `result.json` names the settings in one line
+# (`method_label`).
+#
 # Produces `out_dir/ranking.csv`, `out_dir/top10.csv`, `out_dir/result.json`,
 # `out_dir/top10.{png,svg}`.
 
@@ -29,11 +37,14 @@ representation = "both"  # profiles translated: "cnn", "features" or "both"
 direction = "auto"  # "image_to_gene" (Image2Reg), "gene_to_image", "two_way" or "auto"
 kernel = "ntk"  # translation kernel (image to gene): "ntk", "linear" or "rbf"
 depth = 2  # hidden layers of the NTK
+input_bias = False  # True: constant 1 appended to the inputs (Image2Reg); False: kernel + 1
+input_scaling = "global"  # image profiles centred and RMS-scaled ("global") or raw ("none")
+gene_norm = "none"  # gene embeddings as they are ("none") or L2-normalised per row ("l2")
 alpha = 1.0  # ridge regularisation when alpha_grid is empty (Image2Reg demo: 1)
 alpha_grid = [0.001, 0.01, 0.1, 1.0, 10.0]  # ridges tried by inner leave-one-out, empty: alpha
 metric = "euclidean"  # distance for ranking: "euclidean" or "cosine"
-random_baseline = True  # also compute the permutation baseline
-n_permutations = 200  # permutations for the baseline
+random_baseline = True  # also compute the re-pairing and full-shuffle baselines
+n_permutations = 200  # repeats of each random baseline
 seed = 0  # random seed of the permutations
 
 # %%
@@ -44,12 +55,15 @@ import numpy as np
 import pandas as pd
 
 from i2r_utils.artifacts import artifact
+from i2r_utils.baselines import full_shuffle_ranks
 from i2r_utils.directions import (
     DIRECTIONS,
+    INPUT_SCALINGS,
     GeneToImage,
     ImageToGene,
     choose_direction,
     inner_direction_scores,
+    method_label,
     rank_candidates,
     training_set,
 )
@@ -57,7 +71,14 @@ from i2r_utils.io import InputError, read_table, write_json, write_table
 from i2r_utils.kernels import KERNELS
 from i2r_utils.plotting import save_figure
 from i2r_utils.profiles import translation_profiles
-from i2r_utils.ranking import METRICS, fuse_ranks, ranks_of, true_rank
+from i2r_utils.ranking import (
+    GENE_NORMS,
+    METRICS,
+    fuse_ranks,
+    normalise_embeddings,
+    ranks_of,
+    true_rank,
+)
 from i2r_utils.ridge import permutations
 
 # %% [markdown]
@@ -65,20 +86,33 @@ from i2r_utils.ridge import permutations
 # The candidate genes and their embeddings (notebook 03: graph autoencoder on the candidate
 # interactome, one unit vector per gene), the fold of every condition and the impactful
 # conditions (notebook 02), and the condition profiles of the chosen representation
-# (notebook 05).
+# (notebook 05). With `gene_norm = "l2"` every gene embedding is divided by its norm first
+# (the original does, before the translation).
+#
+# The held-out gene need not be a candidate: when the candidates were built without it (the
+# new-target protocol), the ranking is still computed, `result.json` records
+# `true_gene_is_candidate: false` with rank null, and the summary counts it as a miss at
+# every k (rank N + 1 in the mean rank).
 
 # %%
 work = Path(work_dir)
-genes = read_table(artifact(work, "gene_embeddings")).set_index("gene")
+for name, value, allowed in (("input_scaling", input_scaling, INPUT_SCALINGS),
+                             ("gene_norm", gene_norm, GENE_NORMS)):  # fmt: skip
+    if value not in allowed:
+        raise InputError(f"unknown {name} {value!r}; choose one of {list(allowed)}")
+gene_emb = read_table(artifact(work, "gene_embeddings")).set_index("gene")  # gene-embedding table
+genes = normalise_embeddings(gene_emb, gene_norm)
 folds = read_table(artifact(work, "folds"))
 profiles = translation_profiles(artifact(work, "profiles_dir"), representation)
 impactful = read_table(artifact(work, "impactful"))["Metadata_Condition"].tolist()
 gene = condition.upper()
-if gene not in genes.index:
-    raise InputError(f"gene {gene!r} is not among the {len(genes)} candidate genes.")
+is_candidate = gene in genes.index
+if not is_candidate:
+    print(f"note: {gene} is not among the {len(genes)} candidate genes: a miss at every k")
 if direction not in (*DIRECTIONS, "auto"):
     raise InputError(f"unknown direction {direction!r}; choose one of {[*DIRECTIONS, 'auto']}")
 alphas = np.atleast_1d(alpha_grid or [alpha]).tolist()  # the ridge grid
+model_options = {"scaling": input_scaling, "input_bias": input_bias}  # image to gene
 print(f"{len(genes)} candidate genes, {len(impactful)} impactful conditions")
 
 # %% [markdown]
@@ -104,6 +138,9 @@ if condition not in set(space["Metadata_Condition"]):
         f"no {representation} profile of {condition!r} in fold space {fold}; rerun "
         f"notebooks 04 and 05 for fold {fold}."
     )
+condition_embedding = "profiles"  # notebook 05 marks the original's nucleus means
+if "Metadata_ConditionEmbedding" in space:
+    condition_embedding = str(space["Metadata_ConditionEmbedding"].iloc[0])
 
 # %% [markdown]
 # ## Training set
@@ -128,9 +165,15 @@ print(
 # intercept) is factorised once, `K = U diag(lam) U^T`. For each ridge of the grid the
 # leave-one-out error of every training condition comes in closed form from that
 # factorisation (no refit), and the ridge with the smallest mean squared error is used.
+#
+# The original instead uses the raw condition embeddings (`input_scaling = "none"`), puts
+# the bias inside the network (`input_bias`: every input gets a constant coordinate 1, and
+# nothing is added to the kernel; with `depth = 1` this is exactly the original's kernel
+# `(|x||y|/pi)(sin t + (pi - t) cos t) + (x.y)(pi - t)/pi` on augmented inputs) and a fixed
+# ridge 1 (a single-value grid: nothing to choose).
 
 # %%
-image_to_gene = ImageToGene(kernel, depth, alphas).fit(x_train, y_train)
+image_to_gene = ImageToGene(kernel, depth, alphas, **model_options).fit(x_train, y_train)
 predicted = image_to_gene.predict(x_test)[0]
 print(f"image to gene ({kernel}, depth {depth}): ridge {image_to_gene.alpha_:g}")
 pd.Series(image_to_gene.cv_mse_, name="inner LOO mean squared error").rename_axis("ridge")
@@ -159,7 +202,7 @@ print(f"gene to image: width {gene_to_image.width_:g}, ridge {gene_to_image.nois
 scores = {}
 if direction == "auto":
     scores = inner_direction_scores(
-        x_train, y_train, train_genes, genes, kernel, depth, alphas, metric
+        x_train, y_train, train_genes, genes, kernel, depth, alphas, metric, **model_options
     )
 used = choose_direction(scores) if direction == "auto" else direction
 print(f"direction used: {used}", f"(inner scores {scores})" if scores else "")
@@ -172,20 +215,35 @@ print(f"direction used: {used}", f"(inner scores {scores})" if scores else "")
 
 # %%
 ranking = rank_candidates(x_test, genes, used, image_to_gene, gene_to_image, metric)
-rank, n = true_rank(ranking, gene), len(genes)
-print(f"{condition}: true gene ranked {rank} of {n} ({used})")
+rank, n = (true_rank(ranking, gene) if is_candidate else None), len(genes)
+print(f"{condition}: true gene ranked {rank if is_candidate else 'nowhere (not a candidate)'} "
+      f"of {n} ({used})")  # fmt: skip
 ranking.head(10)
 
 # %% [markdown]
 # ## Baselines
-# * uniform random ranking: expected rank `(N + 1) / 2`;
-# * mean-embedding predictor: the mean training gene embedding, whatever the image;
-# * permutation (Image2Reg's `--random`): the training profiles and genes are re-paired at
-#   random before the fit (ridges and width chosen again each time), in the direction used;
-#   two-way fuses the two directions' permuted rankings under the same permutations.
+# * uniform random ranking: expected rank `(N + 1) / 2` (the published random curves);
+# * mean-embedding predictors, whatever the image: the mean of the TRAINING genes'
+#   embeddings (`mean_embedding_rank`) and the mean of ALL candidates' embeddings
+#   (`mean_candidates_rank`, the paper's "mean of all regulatory embeddings");
+# * re-pairing permutation: the training profiles and genes are re-paired at random before
+#   the fit (ridges and width chosen again each time), in the direction used; two-way fuses
+#   the two directions' permuted rankings under the same permutations;
+# * full shuffle (the original's `--random`, `i2r_utils.baselines`): the rows of the whole
+#   candidate table and of all condition embeddings (the held-out one included) are
+#   shuffled while the labels stay, then the same translation runs, `n_permutations` times.
+#
+# A held-out gene that is not a candidate is a miss for every baseline (ranks null).
+
 
 # %%
-mean_embedding_rank = int(ranks_of(y_train.mean(0)[None], genes, gene, metric)[0])
+def rank_of(pred):
+    """Rank of the true gene for one predicted embedding (None: not a candidate)."""
+    return int(ranks_of(pred[None], genes, gene, metric)[0]) if is_candidate else None
+
+
+mean_embedding_rank = rank_of(y_train.mean(0))
+mean_candidates_rank = rank_of(genes.to_numpy(float).mean(0))
 permutation = {}
 if random_baseline and n_permutations > 0:
     perms = permutations(len(y_train), n_permutations, seed)  # row i gets the gene of p[i]
@@ -194,23 +252,21 @@ if random_baseline and n_permutations > 0:
         views.append(image_to_gene.permuted_distances(x_test, genes, perms, metric))
     if used != "image_to_gene":
         views.append(gene_to_image.permuted_distances(x_test, perms, genes))
-    perm_ranks = fuse_ranks(*views)[1][:, genes.index.get_loc(gene)]  # one view: its own ranks
-    permutation = {
-        "permutation_ranks": perm_ranks.tolist(),
-        "permutation_mean_rank": float(perm_ranks.mean()),
-        "permutation_rank_band": np.percentile(perm_ranks, [2.5, 97.5]).tolist(),
-    }
-print(
-    f"baselines: uniform expected rank {(n + 1) / 2:.1f}; mean-embedding predictor rank "
-    f"{mean_embedding_rank}"
-    + (
-        f"; permutation mean rank {permutation['permutation_mean_rank']:.1f} (95% band "
-        f"{permutation['permutation_rank_band'][0]:.0f}-"
-        f"{permutation['permutation_rank_band'][1]:.0f})"
-        if permutation
-        else ""
-    )
-)
+    shuffle = full_shuffle_ranks(space, genes, condition, impactful, used, n_permutations, seed,
+                                 metric, kernel=kernel, depth=depth, alphas=alphas,
+                                 **model_options)  # fmt: skip
+    for key, ranks in (("permutation", None), ("shuffle", shuffle)):
+        if key == "permutation" and is_candidate:
+            ranks = fuse_ranks(*views)[1][:, genes.index.get_loc(gene)]  # one view: its own
+        permutation[f"{key}_ranks"] = ranks.tolist() if is_candidate else [None] * n_permutations
+        permutation[f"{key}_mean_rank"] = float(ranks.mean()) if is_candidate else None
+        permutation[f"{key}_rank_band"] = (
+            np.percentile(ranks, [2.5, 97.5]).tolist() if is_candidate else None
+        )
+pd.Series({"uniform expected rank": (n + 1) / 2, "mean of training genes": mean_embedding_rank,
+           "mean of all candidates": mean_candidates_rank,
+           **{k: v for k, v in permutation.items() if not k.endswith("_ranks")}},
+          name="rank of the true gene", dtype=object)  # fmt: skip
 
 # %% [markdown]
 # ## Comparisons
@@ -222,21 +278,28 @@ comparison = {}
 for kern in KERNELS:
     model = image_to_gene
     if kern != kernel:
-        model = ImageToGene(kern, depth, alphas).fit(x_train, y_train)
+        model = ImageToGene(kern, depth, alphas, **model_options).fit(x_train, y_train)
     for m in METRICS:
-        comparison[f"{kern}/{m}"] = int(ranks_of(model.predict(x_test), genes, gene, m)[0])
+        comparison[f"{kern}/{m}"] = (
+            int(ranks_of(model.predict(x_test), genes, gene, m)[0]) if is_candidate else None
+        )
 for d in ("gene_to_image", "two_way"):
     other = rank_candidates(x_test, genes, d, image_to_gene, gene_to_image, metric)
-    comparison[d] = true_rank(other, gene)
+    comparison[d] = true_rank(other, gene) if is_candidate else None
 comparison
 
 # %% [markdown]
 # ## Result
-# `ranking.csv` (every candidate), `top10.csv` and `result.json`: the true gene's rank, the
-# direction used and asked for, the fitted ridges, the predicted embedding (image to gene),
+# `ranking.csv` (every candidate), `top10.csv` and `result.json`: the true gene's rank (null
+# when it is not a candidate), the direction used and asked for, the fitted ridges, the
+# translation settings and their one-line label, the predicted embedding (image to gene),
 # the baselines and the comparisons.
 
 # %%
+settings = {"representation": representation, "condition_embedding": condition_embedding,
+            "kernel": kernel, "depth": depth, "input_bias": input_bias,
+            "input_scaling": input_scaling, "alphas": alphas, "direction": direction,
+            "direction_used": used, "metric": metric, "gene_norm": gene_norm}  # fmt: skip
 result = {
     "condition": condition,
     "fold": fold,
@@ -245,6 +308,7 @@ result = {
     "train_conditions": ts["conditions"],
     "n_train_conditions": len(ts["conditions"]),
     "gene": gene,
+    "true_gene_is_candidate": is_candidate,
     "true_rank": rank,
     "n_candidates": n,
     "top10": ranking["gene"].head(10).tolist(),
@@ -261,6 +325,10 @@ result = {
     "mean_embedding_rank": mean_embedding_rank,
     "uniform_expected_rank": (n + 1) / 2,
 }
+result.update({"method_label": method_label(settings), "input_bias": input_bias,
+               "input_scaling": input_scaling, "gene_norm": gene_norm,
+               "condition_embedding": condition_embedding,
+               "mean_candidates_rank": mean_candidates_rank})  # fmt: skip
 if direction != "image_to_gene":  # the gene-to-image direction can be used
     result["reverse_width"] = gene_to_image.width_
     result["reverse_noise"] = gene_to_image.noise_
@@ -290,17 +358,19 @@ labels = {
 top = ranking.head(10).iloc[::-1]
 tied = ranking["distance"].duplicated(keep=False).to_numpy()[: len(ranking.head(10))][::-1]
 names = [
-    f"{r}. {g}" + (" (tie)" if t else "") for r, g, t in zip(top["rank"], top["gene"], tied, strict=True)
+    f"{r}. {g}" + (" (tie)" if t else "")
+    for r, g, t in zip(top["rank"], top["gene"], tied, strict=True)
 ]
 colors = ["tab:red" if g.upper() == gene else "tab:grey" for g in top["gene"]]
 fig, ax = plt.subplots(figsize=(5.2, 0.3 * 10 + 1.3))
 ax.hlines(names, top["distance"].min(), top["distance"], color="lightgrey", lw=1)
 ax.scatter(top["distance"], names, color=colors, zorder=3)
 ax.set_xlabel(f"{labels[used]} (smaller = more likely)")
-where = "shown in red" if rank <= 10 else "not in the top 10"
-ax.set_title(
-    f"held-out {condition} ({used.replace('_', ' ')}): true gene rank {rank} of {n}, {where}",
-    fontsize=9,
-)
+if is_candidate:
+    where = "shown in red" if rank <= 10 else "not in the top 10"
+    where = f"true gene rank {rank} of {n}, {where}"
+else:
+    where = f"true gene {gene} not among the {n} candidates (a miss)"
+ax.set_title(f"held-out {condition} ({used.replace('_', ' ')}): {where}", fontsize=9)
 fig.tight_layout()
 save_figure(fig, out / "top10")

@@ -1,12 +1,16 @@
 # %% [markdown]
 # # 07 Summarise the held-out conditions (figures: top-k accuracy, translation embedding)
 # Collects every held-out condition's `result.json` (notebook 06): the rank of the true
-# gene, and for the method and each baseline (permutation: mean and 95% band over
-# permutations; mean-embedding predictor; uniform random k/N; other kernels and the
-# cosine distance) the mean rank, top-1/5/10 accuracy and the area under the top-k curve
+# gene, and for the method and each baseline (re-pairing permutation and the original's
+# full shuffle: mean and 95% band over repeats; mean-embedding predictors, the mean of the
+# training genes and the mean of all candidates; uniform random k/N; other kernels and the
+# cosine distance) the mean rank, top-1/5/10 accuracy, the area under the top-k curve
 # summed over K = 10..50 (`auc_k10_50` = sum of acc(K) over the 41 values of K / 41, in
 # [0, 1]; uniform random gives 30/N; acc(K) = fraction of conditions whose true gene is
-# within the first K).
+# within the first K) and, beside it, the Image2Reg score (`image2reg_score`, the paper's
+# 0.602 vs 0.311: S = sum over K in {10, 20, 30, 40, 50} of (1/K) sum_{k<=K} acc(k);
+# uniform random gives 155/(2N) for N >= 50). A held-out gene that is not a candidate
+# (new-target protocol) is a miss at every k and counts with rank N + 1 in the mean rank.
 # Cross-check: in the fixed fold space of each fold, closed-form leave-one-out of the
 # image-to-gene direction over all impactful conditions (one factorisation, ridge `alpha`).
 #
@@ -22,12 +26,16 @@ conditions = "BRAF"  # comma-separated held-out conditions, empty: every one wit
 representation = "both"  # profiles of the leave-one-out cross-check: "cnn", "features", "both"
 kernel = "ntk"  # kernel of the leave-one-out cross-check
 depth = 2  # hidden layers of the NTK
+input_bias = False  # cross-check inputs: constant 1 appended (True) or kernel + 1 (False)
+input_scaling = "global"  # cross-check inputs: centred and RMS-scaled ("global") or raw ("none")
+gene_norm = "none"  # gene embeddings as they are ("none") or L2-normalised per row ("l2")
 alpha = 1.0  # ridge of the leave-one-out cross-check
 metric = "euclidean"  # distance for ranking
 n_embedding_conditions = 6  # conditions drawn in the 2-D embedding figure
 
 # %%
 import json
+import textwrap
 from pathlib import Path
 
 import matplotlib.patheffects as pe
@@ -40,7 +48,13 @@ from i2r_utils.directions import ImageToGene, training_set
 from i2r_utils.io import InputError, read_table, write_table
 from i2r_utils.plotting import save_figure
 from i2r_utils.profiles import translation_profiles
-from i2r_utils.ranking import ranks_of, summarize_results
+from i2r_utils.ranking import (
+    SCORE_KS,
+    normalise_embeddings,
+    ranks_of,
+    summarize_results,
+    uniform_topk,
+)
 
 # %% [markdown]
 # ## Results of the held-out conditions
@@ -64,11 +78,14 @@ summary = pd.DataFrame(
         "condition": r["condition"],
         "fold": r.get("fold"),
         "impactful": r.get("impactful"),
+        "true_gene_is_candidate": r.get("true_gene_is_candidate", True),
         "true_rank": r["true_rank"],
         "n_candidates": r["n_candidates"],
         "alpha": r.get("alpha"),
         "permutation_mean_rank": r.get("permutation_mean_rank"),
+        "shuffle_mean_rank": r.get("shuffle_mean_rank"),
         "mean_embedding_rank": r.get("mean_embedding_rank"),
+        "mean_candidates_rank": r.get("mean_candidates_rank"),
         **{f"rank_{k}": v for k, v in r.get("comparison", {}).items()},
         "top10": " ".join(r["top10"]),
     }
@@ -80,8 +97,9 @@ summary
 # %% [markdown]
 # ## Metrics of the method and every baseline
 # Over all held-out conditions, and over the impactful ones alone when some are not. The
-# permutation baseline's `top10` and `auc_k10_50` are the mean over permutations, with the
-# 2.5 and 97.5 percentiles (`_lo`, `_hi`).
+# random baselines' `top10`, `auc_k10_50` and `image2reg_score` are the mean over repeats,
+# with the 2.5 and 97.5 percentiles (`_lo`, `_hi`). The method row names the translation's
+# settings (`method_label` of `result.json`).
 
 # %%
 metrics, curves = summarize_results(results)
@@ -100,43 +118,54 @@ show = [
     "top5",
     "top10",
     "auc_k10_50",
-    "auc_k10_50_lo",
-    "auc_k10_50_hi",
+    "image2reg_score",
+    "image2reg_score_lo",
+    "image2reg_score_hi",
 ]
 metrics[[c for c in show if c in metrics]].round(3)
 
 # %% [markdown]
 # ## Figure: top-k accuracy
-# The method (thick), the permutation baseline (mean, shaded 95% band), the mean-embedding
-# predictor (dots; at 0 it lies on the axis) and uniform random `min(k/N, 1)`; the shaded span
-# is the K range of the area (the mean top-k accuracy over K = 10..50), printed in the legend.
+# The method (thick), the random baselines (mean, shaded 95% band), the mean-embedding
+# predictors (dots; at 0 they lie on the axis) and uniform random `min(k/N, 1)`; the shaded
+# span is the K range of the area (the mean top-k accuracy over K = 10..50). The legend gives
+# each curve's area and Image2Reg score S.
 
 # %%
 kmax = 50
 ks = np.arange(1, kmax + 1)
 n = summary["n_candidates"].to_numpy(float)
-fig, ax = plt.subplots(figsize=(5.5, 4.8))
 in_area = (ks >= 10) & (ks <= 50)  # the area is the mean top-k accuracy over K = 10..50
+
+
+def legend(label, acc):
+    """Curve label with its area (K = 10..50) and Image2Reg score S, wrapped."""
+    score = sum(acc[:k].mean() for k in SCORE_KS)
+    return textwrap.fill(f"{label}: area {acc[in_area].mean():.2f}, S {score:.3f}", 75)
+
+
+fig, ax = plt.subplots(figsize=(6.4, 7.2))
 for i, (label, acc) in enumerate(curves.items()):
     if isinstance(acc, tuple):  # mean, low, high
         mean, lo, hi = (np.asarray(a)[:kmax] for a in acc)
-        ax.plot(ks, mean, label=f"{label}, area {mean[in_area].mean():.2f}", color=f"C{i}")
+        ax.plot(ks, mean, label=legend(label, mean), color=f"C{i}")
         ax.fill_between(ks, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
     else:
         acc = np.asarray(acc)[:kmax]
-        ax.plot(ks, acc, label=f"{label}, area {acc[in_area].mean():.2f}", lw=2.5 if i == 0 else 1.5,
+        ax.plot(ks, acc, label=legend(label, acc), lw=2.5 if i == 0 else 1.5,
                 ls="-" if i == 0 else ":", color=f"C{i}", marker=None if i == 0 else "o",
                 markevery=5, ms=3, clip_on=False, zorder=3)  # fmt: skip
-uniform = np.minimum(ks[None] / n[:, None], 1).mean(0)
+uniform = uniform_topk(ks, n, summary["true_gene_is_candidate"].to_numpy(bool))
 label = f"uniform random (k/{n[0]:.0f})" if np.ptp(n) == 0 else "uniform random (k/N)"
-ax.plot(ks, uniform, "k--", lw=1, label=f"{label}, area {uniform[in_area].mean():.2f}")
+ax.plot(ks, uniform, "k--", lw=1, label=legend(label, uniform))
 ax.axvspan(10, 50, color="grey", alpha=0.08, lw=0, label="K = 10..50 (area: mean accuracy)")
 ax.set_xlabel("k (genes shortlisted)")
 ax.set_ylabel("top-k accuracy (true gene within the first k)")
 ax.set_xlim(1, kmax)
 ax.set_ylim(0, 1.02)
-ax.set_title(f"{len(results)} held-out conditions", fontsize=10)
-ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+ax.set_title(f"{len(results)} held-out conditions\n"
+             "S = sum over K in {10, 20, 30, 40, 50} of the mean top-k accuracy over k <= K", fontsize=9)  # fmt: skip
+ax.legend(frameon=False, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1)
 fig.tight_layout()
 save_figure(fig, Path(figures_dir) / "fig_topk_accuracy")
 
@@ -145,11 +174,14 @@ save_figure(fig, Path(figures_dir) / "fig_topk_accuracy")
 # The candidate gene embeddings (grey) in their first two principal components; for up to
 # `n_embedding_conditions` held-out conditions the true gene (circle) and the image-to-gene
 # prediction (star), joined by a line and labelled with the true gene's rank in that
-# direction and, in brackets, its rank in the direction the run used (the one reported). Predictions are drawn at unit norm, like the candidates: among unit-norm
-# candidates the euclidean ranking depends only on the prediction's direction.
+# direction and, in brackets, its rank in the direction the run used (the one reported).
+# Predictions are drawn at unit norm, like the candidates: among unit-norm candidates the
+# euclidean ranking depends only on the prediction's direction. A condition whose gene is
+# not in the candidate table is not drawn.
 
 # %%
-genes = read_table(artifact(work, "gene_embeddings")).set_index("gene")
+genes = normalise_embeddings(read_table(artifact(work, "gene_embeddings")).set_index("gene"),
+                             gene_norm)  # fmt: skip
 e = genes.to_numpy(float)
 mu = e.mean(0)
 _, sv, vt = np.linalg.svd(e - mu, full_matrices=False)
@@ -179,7 +211,8 @@ def label_offset(ax, point, placed, width=70.0, height=10.0):
 fig, ax = plt.subplots(figsize=(6, 5))
 ax.scatter(proj[:, 0], proj[:, 1], s=12, color="lightgrey", label="candidate genes")
 placed = []  # label centres in points, to keep labels apart
-for i, r in enumerate(results[:n_embedding_conditions]):
+drawn = [r for r in results if str(r["gene"]).upper() in genes.index]
+for i, r in enumerate(drawn[:n_embedding_conditions]):
     # the star is the image-to-gene prediction, so the rank shown is that direction's
     key = f"{r.get('kernel', 'ntk')}/{r.get('metric', 'euclidean')}"
     rank = r.get("comparison", {}).get(key, r["true_rank"])
@@ -203,8 +236,11 @@ ax.scatter([], [], s=140, marker="*", color="w", edgecolor="k", label="predictio
 ax.margins(x=0.25, y=0.08)  # room for the labels inside the axes
 ax.set_xlabel(f"PC1 of gene embeddings ({var[0]:.0%})")
 ax.set_ylabel(f"PC2 ({var[1]:.0%})")
-ax.set_title("held-out conditions: image-to-gene prediction vs true gene\n"
-             "label: rank image to gene (rank in the direction used)", fontsize=9)
+ax.set_title(
+    "held-out conditions: image-to-gene prediction vs true gene\n"
+    "label: rank image to gene (rank in the direction used)",
+    fontsize=9,
+)
 ax.legend(frameon=False, fontsize=8)
 fig.tight_layout()
 save_figure(fig, Path(figures_dir) / "fig_translation_embedding")
@@ -212,8 +248,9 @@ save_figure(fig, Path(figures_dir) / "fig_translation_embedding")
 # %% [markdown]
 # ## Cross-check: closed-form leave-one-out over all impactful conditions
 # In each fold space, the image-to-gene ridge (fixed `alpha`) is factorised once over all
-# impactful conditions with a candidate gene (the features centred and scaled with all of
-# them, never the genes) and every condition's prediction without it comes in closed form.
+# impactful conditions with a candidate gene (with `input_scaling = "global"` the features
+# centred and scaled with all of them, never the genes; the kernel as `kernel`, `depth`,
+# `input_bias`) and every condition's prediction without it comes in closed form.
 # Only the conditions the fold's encoder never saw count in the metrics. The mean-embedding
 # predictor here is the mean of the other conditions' gene embeddings.
 
@@ -226,7 +263,8 @@ loo = []
 for fold in sorted(profiles.Metadata_Fold.unique()):
     ts = training_set(profiles[profiles.Metadata_Fold == fold], genes, None, impactful)
     y = ts["y_train"]
-    model = ImageToGene(kernel, depth, (alpha,)).fit(ts["x_train"], y)
+    model = ImageToGene(kernel, depth, (alpha,), scaling=input_scaling, input_bias=input_bias)
+    model.fit(ts["x_train"], y)
     mean_of_others = (y.sum(0)[None] - y) / (len(y) - 1)
     loo.append(
         pd.DataFrame(

@@ -42,6 +42,10 @@ def test_default_config_passes_and_every_default_key_is_checked():
         ("alpha_grid", [1.0, -1.0], "a list of positive numbers"),
         ("screen_threshold", "elbw", '"elbow" or a number in (0, 1]'),
         ("random_baseline", "yes", "true or false"),
+        ("input_bias", "yes", "true or false"),
+        ("input_scaling", "raw", "one of global, none"),
+        ("gene_norm", "L2", "one of none, l2"),
+        ("condition_embedding", "mean", "one of profiles, nucleus_mean"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(key, value, allowed):
@@ -66,9 +70,10 @@ def test_not_a_mapping():
 
 
 def test_choices_match_the_method_library():
-    from i2r_utils.directions import DIRECTIONS
+    from i2r_utils.directions import DIRECTIONS, INPUT_SCALINGS
     from i2r_utils.kernels import KERNELS
-    from i2r_utils.profiles import REPRESENTATIONS
+    from i2r_utils.profiles import CONDITION_EMBEDDINGS, REPRESENTATIONS
+    from i2r_utils.ranking import GENE_NORMS
 
     def allowed(key):
         return CHECKS[key][1].removeprefix("one of ").split(", ")
@@ -76,3 +81,23 @@ def test_choices_match_the_method_library():
     assert allowed("direction") == [*DIRECTIONS, "auto"]
     assert allowed("kernel") == list(KERNELS)
     assert allowed("representation") == list(REPRESENTATIONS)
+    assert allowed("input_scaling") == list(INPUT_SCALINGS)
+    assert allowed("gene_norm") == list(GENE_NORMS)
+    assert allowed("condition_embedding") == list(CONDITION_EMBEDDINGS)
+
+
+def test_image2reg_preset_is_the_original_translation():
+    from i2r_utils.directions import method_label
+
+    default = load_config(ROOT / "config" / "default.yaml")
+    preset = load_config(ROOT / "config" / "image2reg.yaml")
+    validate_config(preset)
+    assert set(preset) <= set(CHECKS) and set(default) <= set(preset)
+    want = {"condition_embedding": "nucleus_mean", "representation": "cnn", "kernel": "ntk",
+            "depth": 1, "input_bias": True, "input_scaling": "none", "alpha_grid": [],
+            "alpha": 1.0, "direction": "image_to_gene", "metric": "euclidean",
+            "gene_norm": "l2"}  # fmt: skip
+    assert {k: preset[k] for k in want} == want
+    settings = {**preset, "alphas": preset["alpha_grid"] or [preset["alpha"]]}
+    assert method_label(settings).startswith("image2reg translation: ")
+    assert method_label({**default, "alphas": default["alpha_grid"]}).startswith("i2r ")

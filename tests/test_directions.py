@@ -99,8 +99,10 @@ def test_alpha_fallback_and_single_value():
     for scaling in ("global", "feature"):
         tr = ImageToGene(scaling=scaling).fit(x, rng.normal(size=(6, 2)))
         assert np.isclose((tr.x_**2).sum(1).mean(), 0.75 if scaling == "feature" else 1.0)
+    raw = ImageToGene(scaling="none").fit(x, rng.normal(size=(6, 2)))
+    assert np.array_equal(raw.x_, x)  # the original's raw inputs
     with pytest.raises(ValueError, match="scaling"):
-        ImageToGene(scaling="none").fit(x, y[:1].repeat(6, 0))
+        ImageToGene(scaling="zscore").fit(x, y[:1].repeat(6, 0))
     with pytest.raises(ValueError, match="matching"):
         ImageToGene().fit(x, y)
 
@@ -303,4 +305,83 @@ def test_read_translation_settings(tmp_path):
     (tmp_path / "B" / "result.json").write_text(json.dumps(result))
     got = read_translation_settings(tmp_path)  # A is unreadable: B is read
     assert got == {"representation": "both", "direction": "auto", "kernel": "rbf", "depth": 1,
-                   "alphas": (0.1, 1.0), "metric": "cosine"}  # fmt: skip
+                   "alphas": (0.1, 1.0), "metric": "cosine", "input_bias": False,
+                   "input_scaling": "global", "gene_norm": "none"}  # fmt: skip
+    result.update(input_bias=True, input_scaling="none", gene_norm="l2")
+    (tmp_path / "B" / "result.json").write_text(json.dumps(result))
+    got = read_translation_settings(tmp_path)
+    assert (got["input_bias"], got["input_scaling"], got["gene_norm"]) == (True, "none", "l2")
+
+
+# --- the original Image2Reg translation ------------------------------------------------
+
+
+def _original_krr(x_train, y_train, x_test, lam=1.0):
+    """The original demo's translation, written out: closed-form kernel on [x, 1], solve."""
+
+    def k(a, b):
+        a = np.hstack([a, np.ones((len(a), 1))])
+        b = np.hstack([b, np.ones((len(b), 1))])
+        dot = a @ b.T
+        norms = np.linalg.norm(a, axis=1)[:, None] * np.linalg.norm(b, axis=1)[None]
+        u = np.clip(dot / norms, -1, 1)
+        t = np.arccos(u)
+        return norms / np.pi * (np.sin(t) + (np.pi - t) * u) + dot * (np.pi - t) / np.pi
+
+    coef = np.linalg.solve(k(x_train, x_train) + lam * np.eye(len(x_train)), y_train)
+    return k(x_test, x_train) @ coef
+
+
+def test_image_to_gene_reproduces_the_original_translation():
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(12, 7)) * 3 + 5  # raw, uncentred inputs: scaling would matter
+    y = rng.normal(size=(12, 4))
+    x_test = rng.normal(size=(2, 7)) * 3 + 5
+    model = ImageToGene("ntk", 1, (1.0,), input_bias=True, scaling="none").fit(x, y)
+    assert model.alpha_ == 1.0 and model.cv_mse_ == {}
+    want = _original_krr(x, y, x_test)
+    assert np.allclose(model.predict(x_test), want, rtol=1e-6, atol=1e-9)  # eigh vs solve
+    # i2r's default settings give a different prediction (the test can tell them apart)
+    assert not np.allclose(ImageToGene("ntk", 1, (1.0,)).fit(x, y).predict(x_test), want)
+    assert not np.allclose(
+        ImageToGene("ntk", 1, (1.0,), scaling="none").fit(x, y).predict(x_test), want
+    )
+    # closed-form LOO of the faithful model equals refitting the original without each row
+    loo = model.loo_predictions()
+    for i in (0, 5):
+        keep = np.arange(12) != i
+        assert np.allclose(loo[i], _original_krr(x[keep], y[keep], x[[i]])[0])
+
+
+def test_inner_direction_scores_pass_the_image_to_gene_settings():
+    emb, prof, conds = _screen(n_cond=12, seed=2)
+    ts = training_set(prof, emb, conds[0], conds)
+    args = (ts["x_train"], ts["y_train"], ts["genes"], emb, "ntk", 1, (1.0,), "euclidean")
+    plain = inner_direction_scores(*args)
+    faithful = inner_direction_scores(*args, scaling="none", input_bias=True)
+    assert set(plain) == set(faithful) == set(DIRECTIONS)
+    assert plain["gene_to_image"] == faithful["gene_to_image"]  # not an image-to-gene setting
+    assert plain["image_to_gene"] != faithful["image_to_gene"]
+
+
+def test_method_label_names_the_settings():
+    from i2r_utils.directions import method_label
+
+    original = {
+        "representation": "cnn", "condition_embedding": "nucleus_mean", "kernel": "ntk",
+        "depth": 1, "input_bias": True, "input_scaling": "none", "alphas": [1.0],
+        "direction": "image_to_gene", "direction_used": "image_to_gene", "metric": "euclidean",
+        "gene_norm": "l2",
+    }  # fmt: skip
+    label = method_label(original)
+    assert label.startswith("image2reg translation: cnn nucleus-mean embeddings, NTK depth 1, ")
+    assert "bias-augmented inputs, raw inputs, ridge 1, image to gene" in label
+    assert label.endswith("euclidean ranking of L2-normalised gene embeddings")
+    for key, value in (("depth", 2), ("input_bias", False), ("alphas", [0.1, 1.0]),
+                       ("gene_norm", "none"), ("condition_embedding", "profiles")):  # fmt: skip
+        assert method_label({**original, key: value}).startswith("i2r translation: ")
+    i2r = method_label({**original, "depth": 2, "input_bias": False, "input_scaling": "global",
+                        "alphas": [0.001, 10.0], "direction": "auto",
+                        "direction_used": "two_way"})  # fmt: skip
+    assert "NTK depth 2, kernel constant 1, centred and scaled inputs" in i2r
+    assert "ridge by inner LOO over 0.001-10, auto (two way)" in i2r

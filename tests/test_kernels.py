@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from i2r_utils.kernels import kernel_matrix, median_squared_distance, ntk_relu, squared_distances
+from i2r_utils.kernels import (
+    augment_bias,
+    kernel_matrix,
+    median_squared_distance,
+    ntk_relu,
+    squared_distances,
+)
 
 
 def _empirical_ntk(x, width, rng):
@@ -46,3 +52,35 @@ def test_kernel_matrix_linear_rbf_and_distances():
     pairs = ((a[:, None] - a[None]) ** 2).sum(-1)[np.triu_indices(4, 1)]
     assert median_squared_distance(a) == pytest.approx(np.median(pairs))
     assert median_squared_distance(a[:1]) == 1.0 and median_squared_distance(a[[0, 0]]) == 1.0
+
+
+def _one_hidden_layer_bias_ntk(x, y):
+    """The original Image2Reg kernel, written from its closed form (IMAGE2REG_ORIGINAL 1.9).
+
+    Inputs augmented with a constant 1; with u = x~.y~ / (|x~||y~|), t = arccos u:
+    (|x~||y~| / pi)(sin t + (pi - t) u) + (x~.y~)(pi - t) / pi, computed pair by pair.
+    """
+    out = np.empty((len(x), len(y)))
+    for i, a in enumerate(x):
+        for j, b in enumerate(y):
+            a1, b1 = np.append(a, 1.0), np.append(b, 1.0)
+            na, nb, dot = np.sqrt(a1 @ a1), np.sqrt(b1 @ b1), a1 @ b1
+            u = min(max(dot / (na * nb), -1.0), 1.0)
+            t = np.arccos(u)
+            out[i, j] = na * nb / np.pi * (np.sin(t) + (np.pi - t) * u) + dot * (np.pi - t) / np.pi
+    return out
+
+
+def test_depth_one_ntk_on_bias_augmented_inputs_is_the_original_kernel():
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(9, 6)) * 4 + 2, rng.normal(size=(5, 6))  # raw, uncentred
+    want = _one_hidden_layer_bias_ntk(x, y)
+    got = kernel_matrix(augment_bias(x), augment_bias(y), "ntk", depth=1)
+    assert np.allclose(got, want, rtol=5e-9, atol=0)
+    # without the augmentation, or with two hidden layers, it is another kernel
+    assert not np.allclose(kernel_matrix(x, y, "ntk", depth=1), want, rtol=1e-3)
+    assert not np.allclose(
+        kernel_matrix(augment_bias(x), augment_bias(y), "ntk", 2), want, rtol=1e-3
+    )
+    aug = augment_bias(x[0])
+    assert aug.shape == (1, 7) and aug[0, -1] == 1.0 and np.array_equal(aug[0, :6], x[0])

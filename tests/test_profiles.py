@@ -180,3 +180,29 @@ def test_translation_profiles_three_representations(tmp_path):
     assert row["features__Nuclei_X"] == pytest.approx(feats.loc[1, "Nuclei_X"])
     with pytest.raises(InputError, match="unknown representation"):
         translation_profiles(tmp_path, "pixels")
+
+
+def test_nucleus_means_are_the_plain_mean_without_the_control():
+    from i2r_utils.profiles import condition_means, nucleus_means, well_profiles
+
+    rng = np.random.default_rng(3)
+    nuclei = pd.DataFrame(
+        {
+            "Metadata_Plate": ["P1"] * 7,
+            "Metadata_Well": ["A01", "A01", "A02", "B01", "B01", "B01", "C01"],
+            "Metadata_Site": [1, 2, 1, 1, 1, 2, 1],
+            "Metadata_Condition": ["X", "X", "X", "Y", "Y", "Y", "EMPTY"],
+            "cnn_0": rng.normal(size=7).astype(np.float32),
+            "cnn_1": rng.normal(size=7).astype(np.float32),
+        }
+    )
+    out = nucleus_means(nuclei)
+    assert list(out.columns) == ["Metadata_Condition", "Metadata_Nuclei", "cnn_0", "cnn_1"]
+    assert out["Metadata_Condition"].tolist() == ["X", "Y"]  # the control is left out
+    assert out["Metadata_Nuclei"].tolist() == [3, 3] and out["cnn_0"].dtype == np.float64
+    x = nuclei[nuclei.Metadata_Condition == "X"][["cnn_0", "cnn_1"]].to_numpy(np.float64)
+    assert np.allclose(out.iloc[0][["cnn_0", "cnn_1"]].to_numpy(float), x.mean(0))
+    # not the image -> well -> condition chain (median of images, mean of wells)
+    chain = condition_means(well_profiles(nuclei))
+    assert not np.allclose(chain.set_index("Metadata_Condition").loc["X", "cnn_0"],
+                           out.iloc[0]["cnn_0"])  # fmt: skip

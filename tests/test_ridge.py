@@ -82,5 +82,7 @@ def test_centre_and_scale():
         mu, sd = centre_and_scale(x, scaling)
         assert np.isclose((((x - mu) / sd) ** 2).sum(1).mean(), msn)
     assert (centre_and_scale(np.ones((3, 2)))[1] == 1).all()
+    mu, sd = centre_and_scale(x, "none")  # the original's raw inputs: nothing changes
+    assert np.array_equal((x - mu) / sd, x) and mu.shape == sd.shape == (4,)
     with pytest.raises(ValueError, match="scaling"):
-        centre_and_scale(x, "none")
+        centre_and_scale(x, "zscore")

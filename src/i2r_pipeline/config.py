@@ -77,6 +77,16 @@ CHECKS: dict[str, tuple[Callable, str]] = {
     "unet_epochs": integer(1),
 }
 
+# --- translation elements of the original Image2Reg (i2r_utils.directions, .ranking, .profiles)
+CHECKS.update(
+    {
+        "input_bias": ((lambda v: isinstance(v, bool)), "true or false"),
+        "input_scaling": choice("global", "none"),
+        "gene_norm": choice("none", "l2"),
+        "condition_embedding": choice("profiles", "nucleus_mean"),
+    }
+)
+
 
 def validate_config(cfg: dict) -> None:
     """Check every value of ``cfg`` that :data:`CHECKS` knows.

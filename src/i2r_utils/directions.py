@@ -14,7 +14,10 @@ three with the best leave-one-out score on the training conditions
 Both directions are the closed-form leave-one-out ridge of :mod:`i2r_utils.ridge`, fitted on
 the training conditions only (centring, scaling and every choice of ridge or width), with
 profiles centred on the training mean and divided by the root-mean-square norm of the
-centred training rows.
+centred training rows. The image-to-gene direction can also be the original Image2Reg
+translation exactly (``ImageToGene("ntk", 1, (1.0,), input_bias=True, scaling="none")``:
+one-hidden-layer ReLU NTK on raw inputs augmented with a constant 1, ridge 1);
+:func:`method_label` names the settings a run used in one line.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import pandas as pd
 from .artifacts import artifact
 from .columns import CONTROL, feature_columns
 from .io import InputError
-from .kernels import kernel_matrix, median_squared_distance, squared_distances
+from .kernels import augment_bias, kernel_matrix, median_squared_distance, squared_distances
 from .ranking import distances, fuse_ranks, ranking_table, ranks_from_scores, true_rank
 from .ridge import LooRidge, centre_and_scale
 
@@ -38,6 +41,8 @@ __all__ = [
     "read_translation_settings",
     "DIRECTIONS",
     "DEFAULT_ALPHAS",
+    "INPUT_SCALINGS",
+    "method_label",
     "training_set",
     "ImageToGene",
     "GeneToImage",
@@ -48,6 +53,8 @@ __all__ = [
 
 DIRECTIONS = ("image_to_gene", "gene_to_image", "two_way")
 DEFAULT_ALPHAS = (0.001, 0.01, 0.1, 1.0, 10.0)
+#: Input scalings of the image-to-gene direction: i2r's (centre, one RMS scale) and none.
+INPUT_SCALINGS = ("global", "none")
 
 
 def read_translation_settings(work_dir: str | os.PathLike) -> dict:
@@ -62,20 +69,23 @@ def read_translation_settings(work_dir: str | os.PathLike) -> dict:
     -------
     dict
         ``representation``, ``direction`` (the requested one: ``"auto"`` when the run chose
-        by leave-one-out, so it is chosen again), ``kernel``, ``depth``, ``metric`` and
-        ``alphas`` (the ridge grid, or None). Without a readable result: the encoder profiles
-        translated image to gene with the NTK, as results written before these options.
+        by leave-one-out, so it is chosen again), ``kernel``, ``depth``, ``metric``,
+        ``alphas`` (the ridge grid, or None), ``input_bias``, ``input_scaling`` and
+        ``gene_norm``. Without a readable result: the encoder profiles translated image to
+        gene with the NTK, as results written before these options.
     """
     settings = {
         "representation": "cnn", "direction": "image_to_gene", "kernel": "ntk", "depth": 2,
-        "alphas": None, "metric": "euclidean",
+        "alphas": None, "metric": "euclidean", "input_bias": False, "input_scaling": "global",
+        "gene_norm": "none",
     }  # fmt: skip
     for path in sorted(Path(work_dir).glob(artifact("", "result", condition="*").as_posix())):
         try:
             res = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        keys = ("representation", "direction", "kernel", "depth", "metric")
+        keys = ("representation", "direction", "kernel", "depth", "metric", "input_bias",
+                "input_scaling", "gene_norm")  # fmt: skip
         settings.update({k: res[k] for k in keys if res.get(k) is not None})
         if res.get("direction_requested"):  # "auto": choose again on another training set
             settings["direction"] = res["direction_requested"]
@@ -167,11 +177,16 @@ class ImageToGene:
         RBF width; default ``1 / median squared distance`` between training inputs.
     bias : float
         Constant added to the kernel: an intercept with prior variance ``bias`` (the
-        targets, unit vectors, are not centred).
+        targets, unit vectors, are not centred). Not used with ``input_bias``.
     fallback_alpha : float
         Ridge when LOO cannot choose (Image2Reg's demo value 1).
-    scaling : {"global", "feature"}
-        Input scaling (:func:`i2r_utils.ridge.centre_and_scale`).
+    scaling : {"global", "feature", "none"}
+        Input scaling (:func:`i2r_utils.ridge.centre_and_scale`; ``"none"``: raw inputs, as
+        the original).
+    input_bias : bool
+        Append a constant coordinate 1 to every (scaled) input before the kernel
+        (:func:`i2r_utils.kernels.augment_bias`) instead of adding ``bias`` to the kernel: the
+        bias inside the network, as the original (with ``kernel="ntk"``, ``depth=1``).
 
     Attributes
     ----------
@@ -190,10 +205,14 @@ class ImageToGene:
     bias: float = 1.0
     fallback_alpha: float = 1.0
     scaling: str = "global"
+    input_bias: bool = False
     alpha_: float = field(init=False, default=np.nan)
     cv_mse_: dict = field(init=False, default_factory=dict)
 
     def _kernel(self, a: np.ndarray) -> np.ndarray:
+        if self.input_bias:
+            a, b = augment_bias(a), augment_bias(self.x_)
+            return kernel_matrix(a, b, self.kernel, self.depth, self.gamma_)
         return kernel_matrix(a, self.x_, self.kernel, self.depth, self.gamma_) + self.bias
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> ImageToGene:
@@ -413,7 +432,7 @@ def rank_candidates(
 
 def inner_direction_scores(
     x_train, y_train, train_genes, gene_emb: pd.DataFrame, kernel: str = "ntk",
-    depth: int = 2, alphas=DEFAULT_ALPHAS, metric: str = "euclidean",
+    depth: int = 2, alphas=DEFAULT_ALPHAS, metric: str = "euclidean", **image_to_gene,
 ) -> dict[str, float]:  # fmt: skip
     """Leave-one-out score of every direction on the training conditions.
 
@@ -434,6 +453,8 @@ def inner_direction_scores(
         :class:`ImageToGene` settings.
     metric : {"euclidean", "cosine"}
         Distance of the image-to-gene direction.
+    **image_to_gene
+        Further :class:`ImageToGene` settings (``scaling``, ``input_bias``).
 
     Returns
     -------
@@ -448,7 +469,7 @@ def inner_direction_scores(
     logs = {d: [] for d in DIRECTIONS}
     for j in range(len(x)):
         keep = np.arange(len(x)) != j
-        fwd = ImageToGene(kernel, depth, alphas).fit(x[keep], y[keep])
+        fwd = ImageToGene(kernel, depth, alphas, **image_to_gene).fit(x[keep], y[keep])
         kept = [g for g, k in zip(genes, keep, strict=True) if k]
         rev = GeneToImage().fit(gene_emb, kept, x[keep])
         for d in DIRECTIONS:
@@ -471,3 +492,56 @@ def choose_direction(scores: dict[str, float]) -> str:
         One of :data:`DIRECTIONS`.
     """
     return min(("two_way", "image_to_gene", "gene_to_image"), key=lambda d: scores.get(d, 0.0))
+
+
+def _is_original(s: dict) -> bool:
+    """Whether the settings are the original Image2Reg translation in every element."""
+    return (
+        s.get("kernel") == "ntk" and s.get("depth") == 1 and bool(s.get("input_bias"))
+        and s.get("input_scaling") == "none" and [float(a) for a in s.get("alphas", ())] == [1.0]
+        and s.get("direction") == "image_to_gene" and s.get("metric") == "euclidean"
+        and s.get("gene_norm") == "l2" and s.get("representation") == "cnn"
+        and s.get("condition_embedding") == "nucleus_mean"
+    )  # fmt: skip
+
+
+def method_label(settings: dict) -> str:
+    """Name the translation a run used in one line, honestly (which method, which settings).
+
+    Parameters
+    ----------
+    settings : dict
+        ``kernel``, ``depth``, ``input_bias``, ``input_scaling``, ``alphas`` (the ridge
+        grid), ``direction`` (requested), ``direction_used``, ``metric``, ``gene_norm``,
+        ``representation``, ``condition_embedding`` (``"profiles"`` or ``"nucleus_mean"``).
+
+    Returns
+    -------
+    str
+        ``"image2reg translation: ..."`` when every element is the original's (nucleus-mean
+        encoder embeddings, NTK depth 1 on bias-augmented raw inputs, ridge 1, image to
+        gene, euclidean ranking of L2-normalised gene embeddings), else ``"i2r translation:
+        ..."``; the settings follow, e.g. ``"..., NTK depth 2, kernel constant 1, centred and
+        scaled inputs, ridge by inner LOO over 0.001-10, auto (two_way), ..."``.
+    """
+    s = settings
+    kern = {"ntk": f"NTK depth {s.get('depth')}", "linear": "linear kernel", "rbf": "RBF kernel"}
+    alphas = [float(a) for a in s.get("alphas", ())]
+    ridge = f"ridge {alphas[0]:g}" if len(alphas) == 1 else (
+        f"ridge by inner LOO over {min(alphas):g}-{max(alphas):g}")  # fmt: skip
+    direction = s.get("direction", "image_to_gene")
+    if direction == "auto":
+        direction = f"auto ({s.get('direction_used', '?')})"
+    embedding = {"nucleus_mean": "nucleus-mean embeddings", "profiles": "sphered profiles"}
+    condition = embedding.get(s.get("condition_embedding"), "profiles")
+    parts = [
+        f"{s.get('representation', 'cnn')} {condition}",
+        kern.get(s.get("kernel"), str(s.get("kernel"))),
+        "bias-augmented inputs" if s.get("input_bias") else "kernel constant 1",
+        "raw inputs" if s.get("input_scaling") == "none" else "centred and scaled inputs",
+        ridge,
+        direction.replace("_", " "),
+        f"{s.get('metric', 'euclidean')} ranking"
+        + (" of L2-normalised gene embeddings" if s.get("gene_norm") == "l2" else ""),
+    ]
+    return ("image2reg" if _is_original(s) else "i2r") + " translation: " + ", ".join(parts)

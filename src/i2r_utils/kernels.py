@@ -1,10 +1,23 @@
-"""Kernels of the translation: the closed-form ReLU neural tangent kernel, linear and RBF."""
+"""Kernels of the translation: the closed-form ReLU neural tangent kernel, linear and RBF.
+
+:func:`augment_bias` appends a constant coordinate 1 to every input: the NTK of depth 1 on
+augmented inputs is the original Image2Reg kernel (a one-hidden-layer ReLU network with a
+bias), ``(|x~||y~| / pi) (sin t + (pi - t) cos t) + (x~.y~)(pi - t) / pi`` with
+``x~ = [x, 1]`` and ``cos t = x~.y~ / (|x~||y~|)``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KERNELS", "squared_distances", "median_squared_distance", "ntk_relu", "kernel_matrix"]
+__all__ = [
+    "KERNELS",
+    "squared_distances",
+    "median_squared_distance",
+    "augment_bias",
+    "ntk_relu",
+    "kernel_matrix",
+]
 
 KERNELS = ("ntk", "linear", "rbf")
 
@@ -45,6 +58,23 @@ def median_squared_distance(x: np.ndarray) -> float:
         return 1.0
     med = float(np.median(squared_distances(x, x)[np.triu_indices(len(x), 1)]))
     return med if med > 0 else 1.0
+
+
+def augment_bias(x: np.ndarray) -> np.ndarray:
+    """Append a constant coordinate 1 to every row: ``[x, 1]``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(n, d)`` inputs.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, d + 1)`` float inputs, last column 1 (the bias of the network's first layer).
+    """
+    x = np.atleast_2d(np.asarray(x, float))
+    return np.hstack([x, np.ones((len(x), 1))])
 
 
 def ntk_relu(x: np.ndarray, y: np.ndarray | None = None, depth: int = 2) -> np.ndarray:

@@ -42,6 +42,8 @@ __all__ = [
     "ProfileSet",
     "build_profiles",
     "REPRESENTATIONS",
+    "CONDITION_EMBEDDINGS",
+    "nucleus_means",
     "combine_blocks",
     "combine_representation",
     "translation_profiles",
@@ -490,6 +492,36 @@ def build_profiles(nuclei: pd.DataFrame, lam: float = 1e-2, control: str = CONTR
 # --------------------------------------------------------------------------------------------
 
 REPRESENTATIONS = ("cnn", "features", "both")
+#: Condition embeddings of the encoder: i2r's sphered profiles, the original's nucleus mean.
+CONDITION_EMBEDDINGS = ("profiles", "nucleus_mean")
+
+
+def nucleus_means(nuclei: pd.DataFrame, control: str = CONTROL) -> pd.DataFrame:
+    """Embed conditions as the original Image2Reg: the plain mean of a condition's nuclei.
+
+    No image or well level, no plate or control normalisation, no sphering; the control is
+    left out.
+
+    Parameters
+    ----------
+    nuclei : pandas.DataFrame
+        One row per nucleus (``Metadata_Condition`` and features, e.g. one fold encoder's
+        embeddings).
+    control : str
+        Control condition (excluded).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``Metadata_Condition``, ``Metadata_Nuclei`` and the mean features (float64), one row
+        per condition (sorted).
+    """
+    feats = feature_columns(nuclei)
+    keep = nuclei.loc[nuclei["Metadata_Condition"] != control, ["Metadata_Condition", *feats]]
+    out = aggregate(keep.astype({f: np.float64 for f in feats}), ["Metadata_Condition"])
+    return out.rename(columns={"Metadata_Count": "Metadata_Nuclei"})[
+        ["Metadata_Condition", "Metadata_Nuclei", *feats]
+    ]
 
 
 def combine_blocks(blocks: dict[str, pd.DataFrame], on: str = "Metadata_Condition") -> pd.DataFrame:

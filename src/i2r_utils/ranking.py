@@ -4,7 +4,13 @@ Ranks are 1-based (1 = most likely) and ties keep the order of the candidate tab
 ``acc(k)`` is the fraction of held-out conditions whose true gene has rank <= k (Image2Reg's
 ``rank < k`` with 0-based ranks); the area :func:`topk_auc` is the mean of ``acc(K)`` over
 K = 10..50 (the sum over the 41 values / 41), 30/N for a uniformly random ranking of N
-candidates.
+candidates. The Image2Reg score :func:`image2reg_score` (the paper's 0.602 vs 0.311) is
+``S = sum over K in {10, 20, 30, 40, 50} of (1/K) sum_{k=1..K} acc(k)``, 155/(2N) for a
+uniformly random ranking of N >= 50 candidates (0.3112 at N = 249).
+
+A held-out condition whose true gene is not a candidate (rank ``None``; the new-target
+candidate protocol) is a miss at every k, and counts with rank N + 1 in the mean and median
+rank.
 """
 
 from __future__ import annotations
@@ -24,12 +30,47 @@ __all__ = [
     "ranks_of",
     "topk_accuracy",
     "topk_auc",
+    "SCORE_KS",
+    "image2reg_score",
     "uniform_topk",
+    "uniform_image2reg_score",
+    "GENE_NORMS",
+    "normalise_embeddings",
     "metric_row",
+    "RANDOM_BASELINES",
+    "MEAN_PREDICTORS",
     "summarize_results",
 ]
 
 METRICS = ("euclidean", "cosine")
+#: The K of the Image2Reg score.
+SCORE_KS = (10, 20, 30, 40, 50)
+#: Row normalisations of the candidate gene embeddings before the translation.
+GENE_NORMS = ("none", "l2")
+
+
+def normalise_embeddings(gene_emb: pd.DataFrame, how: str = "none") -> pd.DataFrame:
+    """Candidate gene embeddings as the translation uses them.
+
+    Parameters
+    ----------
+    gene_emb : pandas.DataFrame
+        Embeddings, one row per gene.
+    how : {"none", "l2"}
+        ``"none"``: as they are; ``"l2"``: every row divided by its euclidean norm (as the
+        original before translation; with unit rows, euclidean and cosine rank alike).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table (a copy when normalised; zero rows stay zero).
+    """
+    if how == "none":
+        return gene_emb
+    if how != "l2":
+        raise ValueError(f"unknown gene normalisation {how!r}; use one of {list(GENE_NORMS)}")
+    norm = np.linalg.norm(gene_emb.to_numpy(float), axis=1)
+    return gene_emb.astype(float).div(np.where(norm > 0, norm, 1.0), axis=0)
 
 
 def distances(preds: np.ndarray, candidates: np.ndarray, metric: str = "euclidean") -> np.ndarray:
@@ -181,13 +222,20 @@ def ranks_of(preds, gene_emb: pd.DataFrame, genes, metric: str = "euclidean") ->
     return ranks[np.arange(len(ranks)), pos]
 
 
+def _ranks(ranks) -> np.ndarray:
+    """Ranks as floats, ``None`` (true gene not a candidate) as NaN."""
+    return np.array([np.nan if r is None else r for r in np.ravel(ranks)], float).reshape(
+        np.shape(ranks)
+    )
+
+
 def topk_accuracy(ranks, ks) -> np.ndarray:
     """Top-k accuracy: the fraction of (1-based) ranks <= k, for each k.
 
     Parameters
     ----------
     ranks : array-like
-        1-based ranks of the true genes.
+        1-based ranks of the true genes; ``None`` or NaN (not a candidate) is a miss.
     ks : array-like
         Values of k.
 
@@ -196,7 +244,7 @@ def topk_accuracy(ranks, ks) -> np.ndarray:
     numpy.ndarray
         Accuracy per k.
     """
-    r = np.asarray(ranks)[:, None]
+    r = _ranks(ranks)[:, None]
     return (r <= np.asarray(ks)[None, :]).mean(0)
 
 
@@ -221,7 +269,30 @@ def topk_auc(ranks, k_min: int = 10, k_max: int = 50) -> float:
     return float(topk_accuracy(ranks, np.arange(k_min, k_max + 1)).mean())
 
 
-def uniform_topk(ks, n_candidates) -> np.ndarray:
+def image2reg_score(ranks, ks=SCORE_KS) -> float:
+    """Image2Reg score: ``sum over K in ks of (1/K) sum_{k=1..K} acc(k)``.
+
+    The paper's number (0.602 vs 0.311 random): the sum of five areas under the top-k curve,
+    each the mean accuracy over k = 1..K. A uniformly random ranking of N >= max(ks)
+    candidates gives ``sum (K + 1) / (2 N)``, 155/(2N) for K = 10..50.
+
+    Parameters
+    ----------
+    ranks : array-like
+        1-based ranks (``None``/NaN: a miss).
+    ks : sequence of int
+        The K of the areas.
+
+    Returns
+    -------
+    float
+        The score, in [0, len(ks)].
+    """
+    acc = topk_accuracy(ranks, np.arange(1, max(ks) + 1))
+    return float(sum(acc[:k].mean() for k in ks))
+
+
+def uniform_topk(ks, n_candidates, is_candidate=None) -> np.ndarray:
     """Top-k accuracy of a uniformly random ranking: ``min(k / N, 1)``.
 
     Parameters
@@ -230,6 +301,9 @@ def uniform_topk(ks, n_candidates) -> np.ndarray:
         Values of k.
     n_candidates : int or array-like
         N (one per condition: the mean over conditions is returned).
+    is_candidate : array-like of bool, optional
+        Per condition, whether its true gene is a candidate (a condition whose gene is not
+        never finds it: accuracy 0); default all.
 
     Returns
     -------
@@ -237,7 +311,29 @@ def uniform_topk(ks, n_candidates) -> np.ndarray:
         Accuracy per k.
     """
     n = np.atleast_1d(np.asarray(n_candidates, float))[:, None]
-    return np.minimum(np.asarray(ks, float)[None] / n, 1.0).mean(0)
+    acc = np.minimum(np.asarray(ks, float)[None] / n, 1.0)
+    if is_candidate is not None:
+        acc = acc * np.asarray(is_candidate, bool).reshape(-1, 1)
+    return acc.mean(0)
+
+
+def uniform_image2reg_score(n_candidates, is_candidate=None, ks=SCORE_KS) -> float:
+    """Return the expected :func:`image2reg_score` of a uniform random ranking (155/(2N)).
+
+    Parameters
+    ----------
+    n_candidates, is_candidate
+        As :func:`uniform_topk`.
+    ks : sequence of int
+        The K of the areas.
+
+    Returns
+    -------
+    float
+        The closed-form score.
+    """
+    acc = uniform_topk(np.arange(1, max(ks) + 1), n_candidates, is_candidate)
+    return float(sum(acc[:k].mean() for k in ks))
 
 
 def metric_row(label: str, ranks, n_candidates) -> dict:
@@ -248,43 +344,93 @@ def metric_row(label: str, ranks, n_candidates) -> dict:
     label : str
         Method name.
     ranks : array-like
-        Rank of every condition's true gene.
-    n_candidates : array-like
-        Candidates per condition.
+        Rank of every condition's true gene (``None``/NaN: not a candidate, a miss at
+        every k and rank N + 1 in the mean and median).
+    n_candidates : int or array-like
+        Candidates per condition (one value: the same for all).
 
     Returns
     -------
     dict
         ``method``, ``n_conditions``, ``mean_rank``, ``median_rank``, ``top1``, ``top5``,
-        ``top10``, ``auc_k10_50``, ``n_candidates`` (mean).
+        ``top10``, ``auc_k10_50``, ``image2reg_score``, ``n_candidates`` (mean),
+        ``n_not_candidate`` (conditions whose true gene is not a candidate).
     """
-    ranks = np.asarray(ranks, float)
+    ranks = _ranks(ranks)
+    n = np.broadcast_to(np.asarray(n_candidates, float), ranks.shape)
+    filled = np.where(np.isnan(ranks), n + 1, ranks)
     acc = topk_accuracy(ranks, [1, 5, 10])
     return {
         "method": label,
         "n_conditions": len(ranks),
-        "mean_rank": float(ranks.mean()),
-        "median_rank": float(np.median(ranks)),
+        "mean_rank": float(filled.mean()),
+        "median_rank": float(np.median(filled)),
         **{f"top{k}": float(a) for k, a in zip((1, 5, 10), acc, strict=True)},
         "auc_k10_50": topk_auc(ranks),
-        "n_candidates": float(np.mean(n_candidates)),
+        "image2reg_score": image2reg_score(ranks),
+        "n_candidates": float(np.mean(n)),
+        "n_not_candidate": int(np.isnan(ranks).sum()),
     }
 
 
-def _permutation_row(perm: np.ndarray, n) -> dict:
-    """Metrics of the permutation baseline (``perm``: conditions x permutations).
+def _baseline_row(label: str, ranks: np.ndarray, n) -> dict:
+    """Metrics of a repeated random baseline (``ranks``: conditions x repeats).
 
-    Mean rank and the top-1/5 accuracy pool all permutations; ``top10`` and ``auc_k10_50``
-    are the mean over permutations, with their 2.5 and 97.5 percentiles (``_lo``, ``_hi``).
+    Mean and median rank and the top-1/5 accuracy pool all repeats; ``top10``,
+    ``auc_k10_50`` and ``image2reg_score`` are the mean over repeats, with their 2.5 and
+    97.5 percentiles (``_lo``, ``_hi``).
     """
-    per = [metric_row("p", perm[:, j], n) for j in range(perm.shape[1])]
-    row = metric_row("permutation baseline", perm.ravel(), n)
-    row["n_conditions"] = len(perm)
-    for key in ("auc_k10_50", "top10"):
+    n = np.broadcast_to(np.asarray(n, float), len(ranks))
+    row = metric_row(label, ranks.ravel(), np.repeat(n, ranks.shape[1]))
+    row["n_conditions"] = len(ranks)
+    row["n_not_candidate"] = int(np.isnan(ranks).all(1).sum())
+    per = [metric_row("p", ranks[:, j], n) for j in range(ranks.shape[1])]
+    for key in ("auc_k10_50", "image2reg_score", "top10"):
         vals = [p[key] for p in per]
         row[key] = float(np.mean(vals))
         row[f"{key}_lo"], row[f"{key}_hi"] = np.percentile(vals, [2.5, 97.5]).tolist()
     return row
+
+
+def _method_label(result: dict) -> str:
+    """Label of the method row: ``result.json``'s ``method_label``, else kernel and direction."""
+    if result.get("method_label"):
+        return f"method ({result['method_label']})"
+    label = f"{result.get('kernel', 'ntk').upper()} KRR"
+    direction = result.get("direction_requested", result.get("direction", "image_to_gene"))
+    if direction != "image_to_gene":
+        label = f"{direction.replace('_', '-')}, {label}"
+    return f"method ({label})"
+
+
+#: Repeated random baselines: result key -> (row label, curve label).
+RANDOM_BASELINES = {
+    "permutation_ranks": ("permutation baseline (training re-pairing)", "permutation"),
+    "shuffle_ranks": ("full-shuffle baseline (original --random)", "full shuffle"),
+}
+#: Image-blind predictors: result key -> row label.
+MEAN_PREDICTORS = {
+    "mean_embedding_rank": "mean-embedding predictor (mean of the training genes)",
+    "mean_candidates_rank": "mean-embedding predictor (mean of all candidates)",
+}
+
+
+def _uniform_row(n, is_candidate) -> dict:
+    """Closed-form metrics of a uniformly random ranking (misses for non-candidates)."""
+    n, cand = np.asarray(n, float), np.asarray(is_candidate, bool)
+    acc = uniform_topk([1, 5, 10], n, cand)
+    mean_rank = float(np.mean(np.where(cand, (n + 1) / 2, n + 1)))
+    return {
+        "method": "uniform random (k/N)",
+        "n_conditions": len(n),
+        "mean_rank": mean_rank,
+        "median_rank": mean_rank,
+        **{f"top{k}": float(a) for k, a in zip((1, 5, 10), acc, strict=True)},
+        "auc_k10_50": float(uniform_topk(np.arange(10, 51), n, cand).mean()),
+        "image2reg_score": uniform_image2reg_score(n, cand),
+        "n_candidates": float(np.mean(n)),
+        "n_not_candidate": int((~cand).sum()),
+    }
 
 
 def summarize_results(results: list[dict], kmax: int = 50) -> tuple[pd.DataFrame, dict]:
@@ -293,55 +439,41 @@ def summarize_results(results: list[dict], kmax: int = 50) -> tuple[pd.DataFrame
     Parameters
     ----------
     results : list of dict
-        ``result.json`` contents of the held-out conditions (``true_rank``,
-        ``n_candidates``; optional ``permutation_ranks``, ``mean_embedding_rank``,
-        ``comparison``, ``kernel``, ``direction_requested``).
+        ``result.json`` contents of the held-out conditions (``true_rank``, None when the
+        true gene is not a candidate, ``n_candidates``; optional ``permutation_ranks``,
+        ``shuffle_ranks``, ``mean_embedding_rank``, ``mean_candidates_rank``,
+        ``comparison``, ``method_label``, ``true_gene_is_candidate``).
     kmax : int
         Largest k of the curves (>= 50).
 
     Returns
     -------
     metrics : pandas.DataFrame
-        One row per method: ``mean_rank``, ``median_rank``, ``top1``, ``top5``,
-        ``top10``, ``auc_k10_50`` (and for the permutation baseline the 2.5/97.5
-        percentile over permutations of ``auc_k10_50`` and ``top10``).
+        One row per method (:func:`metric_row` columns; for the random baselines the
+        2.5/97.5 percentiles over repeats of ``auc_k10_50``, ``image2reg_score`` and
+        ``top10``).
     curves : dict
-        Label -> top-k accuracy over k = 1..kmax (the permutation entry is a
+        Label -> top-k accuracy over k = 1..kmax (a random baseline's entry is a
         ``(mean, low, high)`` tuple).
     """
     ks = np.arange(1, max(kmax, 50) + 1)
     n = [r["n_candidates"] for r in results]
     ranks = [r["true_rank"] for r in results]
-    kern = results[0].get("kernel", "ntk").upper()
-    direction = results[0].get("direction_requested", results[0].get("direction", "image_to_gene"))
-    label = f"{kern} KRR"
-    if direction != "image_to_gene":
-        label = f"{direction.replace('_', '-')}, {label}"
-    rows = [metric_row(f"method ({label})", ranks, n)]
+    rows = [metric_row(_method_label(results[0]), ranks, n)]
     curves = {rows[0]["method"]: topk_accuracy(ranks, ks)}
-    if all("permutation_ranks" in r for r in results):
-        n_perm = min(len(r["permutation_ranks"]) for r in results)
-        perm = np.array([r["permutation_ranks"][:n_perm] for r in results])  # cond x perm
-        rows.append(_permutation_row(perm, n))
-        accs = np.stack([topk_accuracy(perm[:, j], ks) for j in range(n_perm)])
-        lo, hi = np.percentile(accs, [2.5, 97.5], axis=0)
-        curves[f"permutation ({n_perm}x, mean, 95% band)"] = (accs.mean(0), lo, hi)
-    me = [r["mean_embedding_rank"] for r in results if "mean_embedding_rank" in r]
-    if len(me) == len(results):
-        rows.append(metric_row("mean-embedding predictor", me, n))
-        curves["mean-embedding predictor"] = topk_accuracy(me, ks)
-    uniform = (np.mean([(m + 1) / 2 for m in n]), uniform_topk([1, 5, 10], n))
-    rows.append(
-        {
-            "method": "uniform random (k/N)",
-            "n_conditions": len(results),
-            "mean_rank": float(uniform[0]),
-            "median_rank": float(uniform[0]),
-            **{f"top{k}": float(a) for k, a in zip((1, 5, 10), uniform[1], strict=True)},
-            "auc_k10_50": float(uniform_topk(np.arange(10, 51), n).mean()),
-            "n_candidates": float(np.mean(n)),
-        }
-    )
+    for key, (label, short) in RANDOM_BASELINES.items():
+        if all(key in r for r in results):
+            n_rep = min(len(r[key]) for r in results)
+            mat = _ranks([r[key][:n_rep] for r in results])  # conditions x repeats
+            rows.append(_baseline_row(label, mat, n))
+            accs = np.stack([topk_accuracy(mat[:, j], ks) for j in range(n_rep)])
+            lo, hi = np.percentile(accs, [2.5, 97.5], axis=0)
+            curves[f"{short} ({n_rep}x, mean, 95% band)"] = (accs.mean(0), lo, hi)
+    for key, label in MEAN_PREDICTORS.items():
+        if all(key in r for r in results):
+            rows.append(metric_row(label, [r[key] for r in results], n))
+            curves[label] = topk_accuracy([r[key] for r in results], ks)
+    rows.append(_uniform_row(n, [r.get("true_gene_is_candidate", True) for r in results]))
     for key in results[0]["comparison"] if all("comparison" in r for r in results) else ():
         rows.append(metric_row(f"compare {key}", [r["comparison"][key] for r in results], n))
     return pd.DataFrame(rows), curves

@@ -50,10 +50,11 @@ def centre_and_scale(x: np.ndarray, scaling: str = "global") -> tuple[np.ndarray
     ----------
     x : numpy.ndarray
         ``(n, d)`` training rows.
-    scaling : {"global", "feature"}
+    scaling : {"global", "feature", "none"}
         ``"global"``: one scale, the root-mean-square norm of the centred rows (robust with
         few rows; sphered profiles need no more). ``"feature"``: every feature's standard
-        deviation times ``sqrt(d)``.
+        deviation times ``sqrt(d)``. ``"none"``: no centring and no scaling (centre 0,
+        scale 1: the raw inputs, as the original Image2Reg).
 
     Returns
     -------
@@ -61,6 +62,8 @@ def centre_and_scale(x: np.ndarray, scaling: str = "global") -> tuple[np.ndarray
         ``(d,)`` mean and scale (constant features and rows keep scale 1).
     """
     x = np.asarray(x, float)
+    if scaling == "none":
+        return np.zeros(x.shape[1]), np.ones(x.shape[1])
     mu = x.mean(0)
     if scaling == "feature":
         sd = x.std(0)
@@ -68,7 +71,7 @@ def centre_and_scale(x: np.ndarray, scaling: str = "global") -> tuple[np.ndarray
     if scaling == "global":
         rms = np.sqrt(((x - mu) ** 2).sum(1).mean())
         return mu, np.full(x.shape[1], rms if rms > 0 else 1.0)
-    raise ValueError(f"unknown scaling {scaling!r}; use 'global' or 'feature'")
+    raise ValueError(f"unknown scaling {scaling!r}; use 'global', 'feature' or 'none'")
 
 
 class LooRidge:
