@@ -370,7 +370,7 @@ if is_candidate:
     where = "shown in red" if rank <= 10 else "not in the top 10"
     where = f"true gene rank {rank} of {n}, {where}"
 else:
-    where = f"true gene {gene} not among the {n} candidates (a miss)"
+    where = f"\ntrue gene {gene} not among the {n} candidates (a miss)"
 ax.set_title(f"held-out {condition} ({used.replace('_', ' ')}): {where}", fontsize=9)
 fig.tight_layout()
 save_figure(fig, out / "top10")
