@@ -35,6 +35,8 @@ metric = "euclidean"  # distance for ranking: "euclidean" or "cosine"
 random_baseline = True  # also compute the permutation baseline
 n_permutations = 200  # permutations for the baseline
 seed = 0  # random seed of the permutations
+gae_gamma = 0.0  # image-cluster term of the gene autoencoder (> 0: one autoencoder per condition)
+candidate_protocol = "all_targets"  # "all_targets" or "new_target" (held-out gene not a target)
 
 # %%
 from pathlib import Path
@@ -53,6 +55,7 @@ from i2r_utils.directions import (
     rank_candidates,
     training_set,
 )
+from i2r_utils.genes import target_gene_embeddings
 from i2r_utils.io import InputError, read_table, write_json, write_table
 from i2r_utils.kernels import KERNELS
 from i2r_utils.plotting import save_figure
@@ -69,7 +72,7 @@ from i2r_utils.ridge import permutations
 
 # %%
 work = Path(work_dir)
-genes = read_table(artifact(work, "gene_embeddings")).set_index("gene")
+genes = target_gene_embeddings(work, condition, representation, gae_gamma, candidate_protocol, seed)
 folds = read_table(artifact(work, "folds"))
 profiles = translation_profiles(artifact(work, "profiles_dir"), representation)
 impactful = read_table(artifact(work, "impactful"))["Metadata_Condition"].tolist()
