@@ -41,7 +41,7 @@ from i2r_utils.artifacts import artifact
 from i2r_utils.gae import GAEParams, link_prediction_auc
 from i2r_utils.genes import build_gene_embeddings, gene_setup, load_gene_inputs
 from i2r_utils.interactome import INTERACTOMES, build_interactome, match_genes
-from i2r_utils.io import write_json, write_table
+from i2r_utils.io import InputError, write_json, write_table
 
 torch.set_num_threads(1)
 params = GAEParams(hidden=gae_hidden, dim=gene_dim, epochs=gae_epochs, seed=seed, arch=gae_arch)
@@ -110,9 +110,13 @@ print(
 link = link_prediction_auc(candidates, expression, params, link_test_fraction, link_splits)
 rows = {}
 for rule in INTERACTOMES:
-    sub, ci = (candidates, cand_info) if rule == interactome else build_interactome(
-        graph, targets, rule, k_hop, inputs["prizes"]
-    )  # fmt: skip
+    try:
+        sub, ci = (candidates, cand_info) if rule == interactome else build_interactome(
+            graph, targets, rule, k_hop, inputs["prizes"]
+        )  # fmt: skip
+    except InputError as err:  # e.g. a broken pcst_fast build: say so, compare nothing
+        print(f"NOTE: the {rule} interactome could not be built for the comparison: {err}")
+        continue
     lk = link if rule == interactome else link_prediction_auc(
         sub, expression, params, link_test_fraction, link_splits
     )  # fmt: skip
