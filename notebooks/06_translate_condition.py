@@ -46,6 +46,8 @@ metric = "euclidean"  # distance for ranking: "euclidean" or "cosine"
 random_baseline = True  # also compute the re-pairing and full-shuffle baselines
 n_permutations = 200  # repeats of each random baseline
 seed = 0  # random seed of the permutations
+gae_gamma = 0.0  # image-cluster term of the gene autoencoder (> 0: one autoencoder per condition)
+candidate_protocol = "all_targets"  # "all_targets" or "new_target" (held-out gene not a target)
 
 # %%
 from pathlib import Path
@@ -67,6 +69,7 @@ from i2r_utils.directions import (
     rank_candidates,
     training_set,
 )
+from i2r_utils.genes import target_gene_embeddings
 from i2r_utils.io import InputError, read_table, write_json, write_table
 from i2r_utils.kernels import KERNELS
 from i2r_utils.plotting import save_figure
@@ -100,7 +103,9 @@ for name, value, allowed in (("input_scaling", input_scaling, INPUT_SCALINGS),
                              ("gene_norm", gene_norm, GENE_NORMS)):  # fmt: skip
     if value not in allowed:
         raise InputError(f"unknown {name} {value!r}; choose one of {list(allowed)}")
-gene_emb = read_table(artifact(work, "gene_embeddings")).set_index("gene")  # gene-embedding table
+gene_emb = target_gene_embeddings(
+    work, condition, representation, gae_gamma, candidate_protocol, seed
+)
 genes = normalise_embeddings(gene_emb, gene_norm)
 folds = read_table(artifact(work, "folds"))
 profiles = translation_profiles(artifact(work, "profiles_dir"), representation)

@@ -48,3 +48,15 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The shared real-data folder: ``<repo>/../shared/data``, else ``/work/shared/data``."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    for folder in (repo.parent / "shared" / "data", Path("/work/shared/data")):
+        if folder.is_dir():
+            return folder
+    pytest.skip("no shared real-data folder (../shared/data beside the repository)")

@@ -1,124 +1,88 @@
+import json
+
 import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
 
+from i2r_utils.artifacts import artifact
+from i2r_utils.gae import GAEParams
 from i2r_utils.genes import (
-    GAEParams,
-    candidate_interactome,
-    embed_genes,
-    link_prediction_auc,
-    load_expression,
-    load_network,
-    match_genes,
-    spectral_embedding,
-    split_edges,
-    target_genes,
+    build_gene_embeddings,
+    gene_setup,
+    load_gene_inputs,
+    target_gene_embeddings,
 )
-from i2r_utils.io import InputError
+from i2r_utils.io import InputError, read_table, write_json, write_table
+
+TARGETS = ["T0", "T1", "T2", "T3", "T4", "T5"]
 
 
-def load_string_aliases(path) -> dict[str, str]:
-    """STRING ``protein.info`` table -> {upper-case protein id: upper-case preferred name}."""
-    df = pd.read_csv(path, sep="\t")
-    cols = {c.lower().lstrip("#"): c for c in df.columns}
-    pid = cols.get("string_protein_id") or cols.get("protein_external_id")
-    name = cols["preferred_name"]
-    return dict(zip(df[pid].astype(str).str.upper(), df[name].astype(str).str.upper(), strict=True))
-
-
-def _caveman(n_comm=4, size=8):
-    g = nx.connected_caveman_graph(n_comm, size)
-    return nx.relabel_nodes(g, {n: f"g{n}" for n in g})
-
-
-def test_load_string_style_aliases_and_case(tmp_path):
-    p = tmp_path / "string.txt"
-    p.write_text("protein1 protein2 combined_score\nbraf RAF1 900\nRAF1 jun 400\njun braf 100\n")
-    g = load_network(p, min_weight=0.2)
-    assert set(g.nodes) == {"BRAF", "RAF1", "JUN"} and g["BRAF"]["RAF1"]["weight"] == 0.9
-    assert not g.has_edge("JUN", "BRAF")  # below min_weight
-    info = tmp_path / "info.tsv"
-    info.write_text("#string_protein_id\tpreferred_name\n9606.ENSP1\tbraf\n9606.ENSP2\tRaf1\n")
-    s = tmp_path / "s.txt"
-    s.write_text("protein1 protein2 combined_score\n9606.ENSP1 9606.ensp2 700\n")
-    assert load_network(s, load_string_aliases(info)).has_edge("BRAF", "RAF1")
-    c = tmp_path / "edges.csv"
-    c.write_text("a,b\nX,Y\nY,X\n")
-    g = load_network(c)
-    assert g.has_edge("X", "Y") and g.number_of_edges() == 1
-    with pytest.raises(InputError, match="not found"):
-        load_network(tmp_path / "none.tsv")
-
-
-def test_expression_tables_and_h5ad(tmp_path):
-    p = tmp_path / "e.csv"
-    p.write_text("gene,s1,s2\nbraf,1,2\nBRAF,3,4\njun,0,1\n")
-    e = load_expression(p)
-    assert e.loc["BRAF", "s2"] == 3 and len(e) == 2  # duplicates (any case) averaged
-    h = tmp_path / "e.h5ad"
-    h.write_bytes(b"not really hdf5")
-    try:
-        import anndata  # noqa: F401
-    except ImportError:
-        with pytest.raises(InputError, match="anndata"):
-            load_expression(h)
-
-
-def test_match_and_targets(tmp_path):
-    mapping, unmatched = match_genes(["braf", "Jun", "XYZ"], ["BRAF", "JUN"])
-    assert mapping == {"braf": "BRAF", "Jun": "JUN"} and unmatched == ["XYZ"]
-    (tmp_path / "metadata.csv").write_text(
-        "Metadata_Condition,Metadata_Plate\nEMPTY,P1\nbraf,P1\nJUN,P2\nBRAF,P2\n"
+def _run(tmp_path, interactome="shortest_path", k_hop=0):
+    """A small screen's data folder and a work_dir as the dataset stages leave it."""
+    data, work = tmp_path / "data", tmp_path / "work"
+    (data / "network").mkdir(parents=True)
+    g = nx.connected_caveman_graph(3, 6)
+    names = {n: (TARGETS[n // 3] if n % 3 == 0 and n else f"G{n}") for n in g}
+    edges = pd.DataFrame([(names[u], names[v], 0.8) for u, v in g.edges])
+    edges.columns = ["gene1", "gene2", "weight"]
+    edges.loc[len(edges)] = ["T0", "G1", 0.9]  # T0 is a leaf: no path between others uses it
+    edges.to_csv(data / "network" / "edges.tsv", sep="\t", index=False)
+    pd.DataFrame({"Metadata_Condition": ["EMPTY", *TARGETS]}).to_csv(
+        data / "metadata.csv", index=False
     )
-    assert target_genes(tmp_path) == ["BRAF", "JUN"]
-    with pytest.raises(InputError, match="metadata.csv"):
-        target_genes(tmp_path / "nowhere")
-
-
-def test_candidate_interactome_rule():
-    g = nx.path_graph(["A", "B", "C", "D", "E", "F", "G"])
-    g.add_edges_from([("C", "X"), ("X", "Y"), ("Q", "R")])
-    sub, info = candidate_interactome(g, ["a", "E", "nope"], k_hop=0)
-    assert set(sub.nodes) == {"A", "B", "C", "D", "E"}  # the path only
-    assert info["targets_missing"] == ["nope"] and info["n_targets"] == 2
-    sub, _ = candidate_interactome(g, ["A", "E"], k_hop=1)
-    assert set(sub.nodes) == {"A", "B", "C", "D", "E", "F"}
-    sub, _ = candidate_interactome(g, ["A", "E", "Q"], k_hop=2)
-    assert {"G", "Q", "R"} <= set(sub.nodes) and "X" not in sub.nodes  # X is 3 hops away
-    sub, _ = candidate_interactome(g, ["A", "E", "Q"], k_hop=3)
-    assert "X" in sub.nodes and "Y" not in sub.nodes
-    with pytest.raises(InputError):
-        candidate_interactome(g, ["nope"])
-
-
-def test_embeddings_unit_norm_deterministic_and_structured():
-    g = _caveman()
-    feats = pd.DataFrame(
-        np.random.default_rng(0).normal(size=(32, 5)), index=[f"G{i}" for i in range(32)]
+    params = GAEParams(hidden=8, dim=4, epochs=60)
+    setup = gene_setup(data, "network/edges.tsv", None, interactome, k_hop, params=params)
+    inputs = load_gene_inputs(setup)
+    _, emb, info = build_gene_embeddings(inputs, setup, inputs["targets"])
+    write_table(emb.reset_index(), artifact(work, "gene_embeddings"))
+    write_json({**info, "setup": setup}, artifact(work, "gene_embedding_info"))
+    folds = pd.DataFrame({"Metadata_Condition": TARGETS, "Metadata_Fold": [0, 1] * 3})
+    write_table(folds, artifact(work, "folds"))
+    write_table(folds[["Metadata_Condition"]], artifact(work, "impactful"))
+    rng = np.random.default_rng(0)
+    rows = [
+        {"Metadata_Fold": f, "Metadata_Condition": c, "f0": float(i % 2) * 5 + rng.normal(),
+         "f1": rng.normal()}
+        for f in (0, 1) for i, c in enumerate(["EMPTY", *TARGETS])
+    ]  # fmt: skip
+    write_table(
+        pd.DataFrame(rows), artifact(work, "profiles_dir") / "cnn_condition_profiles.parquet"
     )
-    feats = feats.drop(index="G0")
-    params = GAEParams(epochs=150, seed=3)
-    e1, info = embed_genes(g, feats, params, progress=False)
-    e2, _ = embed_genes(g, feats, params, progress=False)
-    e3, _ = embed_genes(g, feats, GAEParams(epochs=150, seed=4), progress=False)
-    assert np.array_equal(e1.to_numpy(), e2.to_numpy())
-    assert not np.allclose(e1.to_numpy(), e3.to_numpy())
-    assert np.allclose(np.linalg.norm(e1.to_numpy(), axis=1), 1)
-    assert info["unmatched"] == ["G0"] and "G1" in e1.index  # case-insensitive match
-    sim = e1.to_numpy() @ e1.to_numpy().T
-    comm = np.array([int(n[1:]) // 8 for n in e1.index])
-    same = comm[:, None] == comm[None, :]
-    assert sim[same].mean() > sim[~same].mean() + 0.3
+    return work
 
 
-def test_split_edges_and_link_prediction():
-    g = _caveman(5, 8)
-    train, pos, neg = split_edges(g, 0.2, seed=1)
-    assert len(pos) == len(neg) > 0 and min(d for _, d in train.degree) >= 1
-    assert not any(train.has_edge(*e) for e in pos) and not any(g.has_edge(*e) for e in neg)
-    spec = spectral_embedding(g, 4)
-    assert spec.shape == (40, 4) and np.allclose(np.linalg.norm(spec, axis=1), 1)
-    res = link_prediction_auc(g, None, GAEParams(epochs=150, dim=8), 0.2, n_splits=2)
-    assert res["auc_gae"] > 0.75 and res["auc_spectral"] > 0.75  # clear community structure
-    assert len(res["auc_gae_splits"]) == 2 and res["auc_gae_splits"][0] != res["auc_gae_splits"][1]
+def test_default_returns_the_dataset_table_unchanged(tmp_path):
+    work = _run(tmp_path)
+    emb = target_gene_embeddings(work, "T1")
+    ref = read_table(artifact(work, "gene_embeddings")).set_index("gene")
+    pd.testing.assert_frame_equal(emb, ref)
+    assert not artifact(work, "target_gene_embeddings", condition="T1").exists()
+
+
+def test_new_target_protocol_builds_without_the_held_out_gene(tmp_path):
+    work = _run(tmp_path, k_hop=0)
+    full = read_table(artifact(work, "gene_embeddings")).set_index("gene")
+    assert "T0" in full.index  # every target is a candidate under all_targets
+    emb = target_gene_embeddings(work, "T0", protocol="new_target")
+    assert "T0" not in emb.index and set(emb.index) < set(full.index)
+    written = read_table(artifact(work, "target_gene_embeddings", condition="T0"))
+    assert list(written["gene"]) == list(emb.index)
+    info = json.loads(artifact(work, "target_gene_embedding_info", condition="T0").read_text())
+    assert info["held_out_is_candidate"] is False and info["protocol"] == "new_target"
+    assert "T0" not in info["candidates"]["targets_missing"]  # not asked for at all
+
+
+def test_gamma_uses_training_clusters_only(tmp_path):
+    work = _run(tmp_path, k_hop=1)
+    emb = target_gene_embeddings(work, "T2", gamma=1.0, seed=1)
+    info = json.loads(artifact(work, "target_gene_embedding_info", condition="T2").read_text())
+    # T2 (fold 0) is held out: the 4 other targets of fold 0's space are labelled, T2 is not
+    assert info["n_labelled_genes"] == len(TARGETS) - 1 and info["cluster_loss"] >= 0
+    assert "T2" in emb.index and info["gamma"] == 1.0
+    full = read_table(artifact(work, "gene_embeddings")).set_index("gene")
+    assert not np.allclose(emb.loc[full.index].to_numpy(), full.to_numpy())
+    with pytest.raises(InputError, match="protocol"):
+        target_gene_embeddings(work, "T2", protocol="leave_out")
+    with pytest.raises(InputError, match="no fold"):
+        target_gene_embeddings(work, "NOPE", gamma=1.0)

@@ -50,6 +50,10 @@ def _grid(v) -> bool:
     return isinstance(v, list) and all(_real(a) and a > 0 for a in v)
 
 
+def _optional_path(v) -> bool:
+    return v is None or (isinstance(v, str) and bool(v.strip()))
+
+
 #: Configuration key -> (check, what is allowed).
 CHECKS: dict[str, tuple[Callable, str]] = {
     "size": choice("tiny", "default"),
@@ -86,6 +90,18 @@ CHECKS.update(
         "condition_embedding": choice("profiles", "nucleus_mean"),
     }
 )
+
+# --- gene embeddings: interactome rule, pruning, autoencoder, per-target protocol ---
+CHECKS.update({
+    "interactome": choice("shortest_path", "pcst"),
+    "network_pruning": choice("none", "image2reg"),
+    "expression_path": (_optional_path, "null or a path to a genes x samples table"),
+    "gae_arch": choice("i2r", "image2reg"),
+    "gae_hidden": integer(1),
+    "gene_dim": integer(1),
+    "gae_gamma": number(0.0, strict=False),
+    "candidate_protocol": choice("all_targets", "new_target"),
+})  # fmt: skip
 
 
 def validate_config(cfg: dict) -> None:

@@ -23,7 +23,11 @@ encoder         the CNN image encoder (ResNet18 or small), embeddings, save/load
 training        weakly supervised training of the encoder on one fold's conditions.
 profiles        aggregation nucleus -> image -> well -> condition, ZCA sphering on controls.
 evaluation      profile evaluation: mAP (copairs), folds of enrichment, hits in the top 1%.
-genes           gene-gene networks, candidate interactome, graph-autoencoder embeddings.
+interactome     gene-gene networks, pruning, the candidate interactome (shortest paths or
+                prize-collecting Steiner tree).
+gae             graph-autoencoder gene embeddings (sparse adjacency, image-cluster term),
+                spectral baseline, link prediction.
+genes           the gene-embedding table of a held-out condition (per-target autoencoder).
 kernels         ReLU NTK (closed form), linear and RBF kernels.
 ridge           the one closed-form leave-one-out kernel ridge core of both directions.
 directions      image-to-gene and gene-to-image translation, direction choice, ranking.

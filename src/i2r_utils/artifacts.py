@@ -62,6 +62,8 @@ ARTIFACTS: dict[str, str] = {
     "top10": "{condition}/top10.csv",
     "result": "{condition}/result.json",
     "manifest": "{condition}/manifest.json",
+    "target_gene_embeddings": "{condition}/gene_embeddings.parquet",
+    "target_gene_embedding_info": "{condition}/gene_embedding_info.json",
     # summary over held-out conditions
     "summary": "summary.csv",
     "summary_metrics": "summary_metrics.csv",
@@ -71,6 +73,11 @@ ARTIFACTS: dict[str, str] = {
     "segmentation_dir": "segmentation",
     "segmentation_metrics": "segmentation/metrics.csv",
     "segmentation_summary": "segmentation/summary.csv",
+    # the real interactome (iRefIndex) analysis: its own results folder
+    "real_network_pruning": "real_interactome/pruning.csv",
+    "real_interactomes": "real_interactome/interactomes.csv",
+    "real_gene_embeddings": "real_interactome/gene_embeddings_{rule}.parquet",
+    "real_interactome_info": "real_interactome/info.json",
     # new-target mode: relative to its own output folder (not a main job's work_dir)
     "prediction_ranking": "ranking.csv",
     "prediction_top10": "top10.csv",
