@@ -63,7 +63,7 @@ def test_options_environment_defaults_and_pipeline(monkeypatch, tmp_path):
     assert pipe.paths == {
         "data": ROOT / "data" / "synthetic" / "tiny_seed2",
         "work": ROOT / "results" / "tiny_seed2",
-        "figures": ROOT / "figures",
+        "figures": ROOT / "figures" / "tiny_seed2",  # the run's own figures
     }
     assert pipe.repo == ROOT and pipe.nb_dir == ROOT / "notebooks"
     args = cli.parse_args(["--all-conditions", "--data-dir", str(tmp_path / "d"),

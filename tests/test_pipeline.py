@@ -18,6 +18,7 @@ from i2r_pipeline.pipeline import (
     check_config,
     load_config,
     plan,
+    relocatable,
     select_stages,
     write_condition_manifest,
 )
@@ -222,3 +223,40 @@ def test_load_config_fails_clearly(tmp_path):
         load_config(path)
     path.write_text("")
     assert load_config(path) == {}
+
+
+def test_hashes_ignore_where_the_folders_are_and_outputs_are_declared(tmp_path):
+    pipe = make_pipe(tmp_path)
+    moved = make_pipe(tmp_path)
+    moved.paths = {**pipe.paths, "work": tmp_path / "elsewhere", "figures": tmp_path / "f2"}
+    for stage in STAGES:
+        a, b = pipe.units(stage, generate=False), moved.units(stage, generate=False)
+        assert [unit_key(u) for u in a] == [unit_key(u) for u in b], stage.name
+        assert [list(u.outputs) for u in a] == [list(u.outputs) for u in b]
+    unit = pipe.units(stage_named("06_translate_condition"), generate=False)[1]
+    assert unit.key_parameters["out_dir"] == "<results>/B"
+    assert unit.key_parameters["work_dir"] == "<results>"
+    assert unit.outputs["<results>/B/result.json"] == str(tmp_path / "res" / "B" / "result.json")
+    assert "<results>/B/top10.png" in unit.outputs
+    summary = pipe.units(stage_named("07_summarize_conditions"), generate=False)[0]
+    assert "figures_dir" not in summary.key_parameters and "figures_dir" in summary.parameters
+    assert summary.outputs["<figures>/fig_topk_accuracy.svg"] == str(
+        tmp_path / "fig" / "fig_topk_accuracy.svg")  # fmt: skip
+    # a folder outside the results and project folders keeps its absolute path in the hash
+    assert relocatable({"data_dir": "/x/y", "k": 1}, {"<results>": Path("/r")}) == {
+        "data_dir": "/x/y", "k": 1}  # fmt: skip
+    # another data folder is another computation
+    other = make_pipe(tmp_path / "other")
+    other.paths["work"] = pipe.paths["work"]
+    first = stage_named("00_simulate_screen")
+    assert unit_key(pipe.units(first)[0]) != unit_key(other.units(first)[0])
+
+
+def test_units_without_done_marker_upstream_are_named(tmp_path):
+    pipe = make_pipe(tmp_path)
+    summary = stage_named("07_summarize_conditions")
+    assert pipe.not_done(summary) == [
+        "06_translate_condition [A]", "06_translate_condition [B]"]  # fmt: skip
+    mark(pipe, "06_translate_condition", "A", "r1")
+    assert pipe.not_done(summary) == ["06_translate_condition [B]"]
+    assert pipe.not_done(summary, [summary]) == []  # stages not run are left out

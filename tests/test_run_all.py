@@ -425,3 +425,14 @@ def test_dry_run_after_a_complete_run_says_complete(stub_run):
     forced = run_all(*stub_args(tmp, "local"), "--stages", "07", "--dry-run", "--force")
     assert "07_summarize_conditions: 1 unit(s) - 1 would run, 0 complete (--force)" in forced.stdout
     assert sorted(res.rglob("*")) == before
+
+
+def test_a_moved_results_folder_and_another_figures_folder_rerun_nothing(stub_run):
+    tmp, _, _ = stub_run
+    run_all(*stub_args(tmp, "local"), "--conditions", "A,B")  # whatever ran before
+    shutil.copytree(tmp / "local", tmp / "moved")
+    args = stub_args(tmp, "moved")
+    args[args.index("--figures-dir") + 1] = str(tmp / "elsewhere")
+    out = run_all(*args, "--conditions", "A,B")
+    assert out.stdout.count("complete (skipped)") == 12 and "ran in" not in out.stdout
+    shutil.rmtree(tmp / "moved")

@@ -60,10 +60,11 @@ def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]
     if args.conditions:
         cfg["conditions"] = [c.strip() for c in args.conditions.split(",") if c.strip()]
     data = Path(args.data_dir or root / "data" / "synthetic" / f"{cfg['size']}_seed{cfg['seed']}")
+    work = Path(args.results_dir or root / "results" / data.name).resolve()
     paths = {
         "data": data.resolve(),
-        "work": Path(args.results_dir or root / "results" / data.name).resolve(),
-        "figures": Path(args.figures_dir or root / "figures").resolve(),
+        "work": work,  # the run's own figures folder: another size or seed keeps its own
+        "figures": Path(args.figures_dir or root / "figures" / work.name).resolve(),
     }
     all_conditions = args.all_conditions and not args.conditions
     pipe = Pipeline(cfg, paths, Path(args.notebooks_dir), all_conditions, repo=root)
