@@ -17,6 +17,7 @@ gae_epochs = 300  # autoencoder training epochs
 link_test_fraction = 0.15  # fraction of edges held out for the link-prediction AUC
 link_splits = 5  # random edge splits averaged for the link-prediction AUC
 seed = 0  # random seed of the autoencoder and the edge split
+threads = None  # torch and BLAS threads (None: 1 torch thread, fastest for this model)
 
 # %% [markdown]
 # ## Inputs: the gene network, expression node features and the target genes
@@ -29,7 +30,6 @@ seed = 0  # random seed of the autoencoder and the edge split
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from i2r_utils.artifacts import artifact
 from i2r_utils.genes import (
@@ -43,8 +43,9 @@ from i2r_utils.genes import (
     target_genes,
 )
 from i2r_utils.io import write_json, write_table
+from i2r_utils.runtime import pin_threads
 
-torch.set_num_threads(1)
+pin_threads(threads, default=1)
 graph = load_network(Path(data_dir) / network_file)
 expression = load_expression(Path(data_dir) / expression_file)
 targets = target_genes(data_dir)

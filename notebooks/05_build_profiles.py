@@ -23,6 +23,7 @@ figures_dir = "../results/tiny/figures"  # figure folder
 n_folds = 2  # number of folds of conditions, as in notebook 04
 sphering_lambda = 0.01  # ZCA regulariser added to the control singular values
 seed = 0  # random seed of the untrained encoder and of the random-profile baseline
+threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
 
 # %% [markdown]
 # ## The fold encoders
@@ -45,6 +46,9 @@ from i2r_utils.io import InputError, read_table, write_table
 from i2r_utils.nuclei import load_crops
 from i2r_utils.plotting import save_figure
 from i2r_utils.profiles import build_profiles, strong_perturbations
+from i2r_utils.runtime import pin_threads
+
+pin_threads(threads)
 
 nuclei = read_table(artifact(work_dir, "nuclei"))
 impactful = read_table(artifact(work_dir, "impactful"))["Metadata_Condition"].astype(str).tolist()

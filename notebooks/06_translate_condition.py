@@ -35,6 +35,7 @@ metric = "euclidean"  # distance for ranking: "euclidean" or "cosine"
 random_baseline = True  # also compute the permutation baseline
 n_permutations = 200  # permutations for the baseline
 seed = 0  # random seed of the permutations
+threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
 
 # %%
 from pathlib import Path
@@ -59,6 +60,9 @@ from i2r_utils.plotting import save_figure
 from i2r_utils.profiles import translation_profiles
 from i2r_utils.ranking import METRICS, fuse_ranks, ranks_of, true_rank
 from i2r_utils.ridge import permutations
+from i2r_utils.runtime import pin_threads
+
+pin_threads(threads)
 
 # %% [markdown]
 # ## Inputs

@@ -25,6 +25,7 @@ depth = 2  # hidden layers of the NTK
 alpha = 1.0  # ridge of the leave-one-out cross-check
 metric = "euclidean"  # distance for ranking
 n_embedding_conditions = 6  # conditions drawn in the 2-D embedding figure
+threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
 
 # %%
 import json
@@ -41,6 +42,9 @@ from i2r_utils.io import InputError, read_table, write_table
 from i2r_utils.plotting import save_figure
 from i2r_utils.profiles import translation_profiles
 from i2r_utils.ranking import ranks_of, summarize_results
+from i2r_utils.runtime import pin_threads
+
+pin_threads(threads)
 
 # %% [markdown]
 # ## Results of the held-out conditions

@@ -169,10 +169,15 @@ def test_condition_manifest(tmp_path):
     write_condition_manifest(pipe, "A")
     manifest = json.loads((tmp_path / "res" / "A" / "manifest.json").read_text())
     assert manifest["git"]["commit"] and manifest["parameters"]["config"] == CONFIG
-    assert manifest["parameters"]["paths"]["work"] == str(tmp_path / "res")
+    # folders relative to the results folder, inputs to the data folder: relocatable
+    assert manifest["parameters"]["paths"] == {"work": ".", "data": "../data", "figures": "../fig"}
     inputs = manifest["inputs_sha256"]
-    assert inputs[str(tmp_path / "data" / "metadata.csv")]
-    assert inputs[str(tmp_path / "data" / "screen.json")] is None
+    assert inputs["metadata.csv"] and inputs["screen.json"] is None
+    assert str(tmp_path) not in json.dumps(manifest)
+    # the machine facts the ranks depend on
+    runtime = manifest["runtime"]
+    assert runtime["torch_threads"] >= 1 and runtime["cpu_capability"]
+    assert set(runtime["versions"]) == {"numpy", "scipy", "pandas", "scikit-learn", "torch"}
 
 
 def complete(pipe, name):

@@ -9,6 +9,7 @@ stages it reads from. :func:`run_pipeline` runs the stages in order through an e
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -384,7 +385,7 @@ def select_stages(spec: str | None, stages: Sequence[Stage] = STAGES) -> list[St
 
 
 def write_condition_manifest(pipe: Pipeline, condition: str) -> None:
-    """Provenance of one held-out condition's results (config, paths, git, input checksums).
+    """Provenance of one held-out condition's results (config, paths, git, inputs, machine).
 
     Parameters
     ----------
@@ -393,13 +394,16 @@ def write_condition_manifest(pipe: Pipeline, condition: str) -> None:
     condition : str
         The held-out condition.
     """
-    data = pipe.paths["data"]
+    data, work = pipe.paths["data"], pipe.paths["work"]
+    # folders relative to the results folder: the manifest stays right when it moves
+    paths = {k: os.path.relpath(v, work) for k, v in pipe.paths.items()}
     write_manifest(
-        artifact(pipe.paths["work"], "manifest", condition=condition),
-        {"config": pipe.cfg, "paths": {k: str(v) for k, v in pipe.paths.items()}},
+        artifact(work, "manifest", condition=condition),
+        {"config": pipe.cfg, "paths": paths},
         [data / "metadata.csv", data / "screen.json", data / "network" / "edges.tsv",
          data / "network" / "expression.csv"],
         repo=pipe.repo,
+        base=data,
     )  # fmt: skip
 
 
