@@ -3,7 +3,6 @@
 Whole runs of the stub pipeline through ``run_all.py`` are in ``test_run_all.py``.
 """
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -71,26 +70,6 @@ def test_options_environment_defaults_and_pipeline(monkeypatch, tmp_path):
     pipe, _ = cli.make_pipeline(args, ROOT)
     assert pipe.all_conditions and pipe.paths["work"] == tmp_path / "r"
     assert not list((ROOT / "results").glob("tiny_seed2"))  # nothing written by building
-
-
-def test_report_prints_ranks_top10_and_summary(tmp_path, capsys):
-    (tmp_path / "A").mkdir()
-    result = {"true_rank": 2, "n_candidates": 30, "top10": ["X", "A"],
-              "permutation_mean_rank": 15.25}  # fmt: skip
-    (tmp_path / "A" / "result.json").write_text(json.dumps(result))
-    (tmp_path / "B").mkdir()
-    (tmp_path / "B" / "result.json").write_text(json.dumps({**result, "true_rank": 1} | {
-        "permutation_mean_rank": None}))  # fmt: skip
-    cli.report(tmp_path, ["A", "B", "missing"])
-    out = capsys.readouterr().out
-    assert "A: true gene rank 2 of 30; permutation baseline mean rank 15.2" in out
-    assert "B: true gene rank 1 of 30\n" in out and "  top 10: X, A" in out
-    assert "missing" not in out and "summary" not in out
-    (tmp_path / "summary_metrics.csv").write_text("metric,value\nn,2\n")
-    cli.report(tmp_path, [])
-    assert capsys.readouterr().out == (
-        f"\nsummary ({tmp_path / 'summary_metrics.csv'}):\nmetric,value\nn,2\n\n"
-    )
 
 
 def test_test_command_lints_then_runs_pytest(monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""Command line: the main job, its final report, ``test``, ``predict`` and ``data``.
+"""Command line: the main job, its final answer, ``test``, ``predict`` and ``data``.
 
 The options and the help text are in :mod:`i2r_pipeline.options` (standard library only,
 so ``run_all.py`` answers ``--help`` before any install).
@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from i2r_utils.artifacts import artifact
-
 from . import PipelineError
+from .answer import report
 from .config import validate_config
 from .executor import make_executor
 from .options import COMMANDS, list_stages, parse_args
@@ -134,29 +132,6 @@ def print_plan(steps: list) -> None:
         print(head + (f" ({note})" if note else ""))
         for label, status in rows:
             print(f"  {label}: {'would run' if status == 'run' else 'complete'}")
-
-
-def report(work: Path, conditions: list[str]) -> None:
-    """Print each condition's top 10 and the true gene's rank, and the summary metrics.
-
-    Parameters
-    ----------
-    work : pathlib.Path
-        The results folder.
-    conditions : list of str
-        Held-out conditions (those without a result are left out).
-    """
-    for cond in conditions:
-        res = artifact(work, "result", condition=cond)
-        if res.is_file():
-            r = json.loads(res.read_text())
-            perm = r.get("permutation_mean_rank")
-            extra = f"; permutation baseline mean rank {perm:.1f}" if perm is not None else ""
-            print(f"\n{cond}: true gene rank {r['true_rank']} of {r['n_candidates']}{extra}")
-            print("  top 10: " + ", ".join(r["top10"]))
-    metrics = artifact(work, "summary_metrics")
-    if metrics.is_file():
-        print(f"\nsummary ({metrics}):\n" + metrics.read_text())
 
 
 def run_tests(argv: list[str], root: Path) -> int:
