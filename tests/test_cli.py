@@ -135,3 +135,27 @@ def test_configuration_values_are_checked_before_the_first_stage(tmp_path, monke
         cli.main(["--conditions", ",", "--data-dir", str(tmp_path / "d")], root=ROOT)
     with pytest.raises(SystemExit, match=r"seed = -1: must be an integer >= 0"):
         cli.main(["--seed", "-1", "--dry-run", "--data-dir", str(tmp_path / "d")], root=ROOT)
+
+
+def test_a_second_run_on_the_same_results_folder_refuses(tmp_path, monkeypatch):
+    from i2r_pipeline.lock import folder_lock
+
+    monkeypatch.setattr(cli, "make_executor", lambda *a: pytest.fail("started running"))
+    args = ["--size", "tiny", "--results-dir", str(tmp_path / "res"), "--data-dir",
+            str(tmp_path / "data")]  # fmt: skip
+    with folder_lock(tmp_path / "res"):
+        with pytest.raises(SystemExit, match=r"run_all.py: another run \(pid \d+ on .* is using "
+                           "the results folder"):  # fmt: skip
+            cli.main(args, ROOT)
+
+
+def test_ctrl_c_ends_in_one_line(monkeypatch, capsys):
+    def interrupted(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "main_job", interrupted)
+    assert cli.main([], ROOT) == 130
+    assert capsys.readouterr().err == cli.INTERRUPTED + "\n"
+    monkeypatch.setattr(cli, "run_tests", interrupted)
+    assert cli.main(["test"], ROOT) == 130
+    assert capsys.readouterr().err == "run_all.py: interrupted.\n"

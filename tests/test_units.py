@@ -5,6 +5,7 @@ The units run the stub notebooks of ``tests/stubs`` (stdlib only, about a second
 
 from pathlib import Path
 
+import pytest
 from test_executor import make_unit, screen, stage_units
 
 from i2r_pipeline.units import (
@@ -68,3 +69,20 @@ def test_declared_outputs_removed_before_a_run_recorded_and_redone_when_missing(
     bogus = Unit(**{**bogus.__dict__, "outputs": {"<results>/BOGUS/result.json": str(stale)}})
     assert run_unit(bogus).status == "failed"
     assert not stale.exists() and not bogus.marker.exists()
+
+
+def test_ctrl_c_during_a_unit_leaves_none_of_its_outputs(tmp_path, monkeypatch):
+    from i2r_pipeline import units
+
+    out = tmp_path / "half.csv"
+
+    def half_written(*args, **kwargs):
+        out.write_text("a\n")  # written before the interruption
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(units, "execute", half_written)
+    unit = make_unit(tmp_path, "03_embed_genes", "dataset", "_dataset", work_dir=str(tmp_path))
+    unit = Unit(**{**unit.__dict__, "outputs": {"<results>/half.csv": str(out)}})
+    with pytest.raises(KeyboardInterrupt):
+        run_unit(unit)
+    assert not out.exists() and not unit.marker.exists()

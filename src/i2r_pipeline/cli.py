@@ -17,10 +17,18 @@ from . import PipelineError
 from .answer import report
 from .config import validate_config
 from .executor import make_executor
+from .lock import folder_lock
 from .options import COMMANDS, list_stages, parse_args
 from .pipeline import Pipeline, check_config, load_config, plan, run_pipeline, select_stages
 
+#: The one line printed after Ctrl-C.
+INTERRUPTED = (
+    "run_all.py: interrupted; the unit that was running left no outputs (completed units "
+    "keep theirs); rerun the same command to go on."
+)
+
 __all__ = [
+    "INTERRUPTED",
     "COMMANDS",
     "parse_args",
     "make_pipeline",
@@ -96,14 +104,18 @@ def main_job(argv: list[str], root: Path) -> int:
     if args.dry_run:
         print_plan(plan(pipe, stages, args.force))
         return 0
-    try:
-        ex = make_executor(args.executor, args.workers, args.scheduler_address, args.cluster)
-    except (ImportError, ValueError) as exc:
-        raise PipelineError(str(exc)) from None
     t0 = time.perf_counter()
-    with ex:
-        print(f"[run_all] executor: {ex.describe()}", flush=True)
-        _, failed = run_pipeline(pipe, stages, ex, args.force)
+    with (
+        folder_lock(pipe.paths["work"], "results folder"),
+        folder_lock(pipe.paths["data"], "data folder"),
+    ):
+        try:
+            ex = make_executor(args.executor, args.workers, args.scheduler_address, args.cluster)
+        except (ImportError, ValueError) as exc:
+            raise PipelineError(str(exc)) from None
+        with ex:
+            print(f"[run_all] executor: {ex.describe()}", flush=True)
+            _, failed = run_pipeline(pipe, stages, ex, args.force)
     print(f"[run_all] wall time {time.perf_counter() - t0:.1f} s", flush=True)
     if failed:
         print(
@@ -202,20 +214,28 @@ def main(argv: list[str] | None = None, root: str | Path | None = None) -> int:
     Returns
     -------
     int
-        Exit status.
+        Exit status; 130 after Ctrl-C, with one line (:data:`INTERRUPTED`).
 
     Raises
     ------
     SystemExit
-        With ``run_all.py: <message>`` for a problem the user can fix.
+        With ``run_all.py: <message>`` for a problem the user can fix (e.g. another run
+        holds the results folder, :mod:`i2r_pipeline.lock`).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     root = Path(root or Path.cwd()).resolve()
-    if argv and argv[0] == "test":
-        return run_tests(argv[1:], root)
-    if argv and argv[0] in COMMANDS:
-        return run_command(argv[0], argv[1:])
+    try:
+        if argv and argv[0] == "test":
+            return run_tests(argv[1:], root)
+        if argv and argv[0] in COMMANDS:
+            return run_command(argv[0], argv[1:])
+    except KeyboardInterrupt:
+        print("run_all.py: interrupted.", file=sys.stderr, flush=True)
+        return 130
     try:
         return main_job(argv, root)
     except PipelineError as exc:
         raise SystemExit(f"run_all.py: {exc}") from None
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr, flush=True)
+        return 130

@@ -281,6 +281,9 @@ def run_unit(unit: Unit, force: bool = False) -> UnitResult:
         )
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none propagates
         return UnitResult(unit, "failed", time.perf_counter() - t0, error_message(exc), host)
+    except KeyboardInterrupt:  # Ctrl-C: what the interrupted run wrote is not an output
+        remove_outputs(unit.outputs)
+        raise
     seconds = time.perf_counter() - t0
     digests = output_digests(unit.outputs)
     run = uuid.uuid4().hex
