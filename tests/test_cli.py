@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from i2r_pipeline import cli
+from i2r_pipeline import PipelineError, cli
 from i2r_pipeline.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ def test_configuration_values_are_checked_before_the_first_stage(tmp_path, monke
            "gene_to_image, two_way, auto.$")  # fmt: skip
     with pytest.raises(SystemExit, match=msg):
         cli.main(["--config", str(cfg), "--data-dir", str(tmp_path / "d")], root=ROOT)
-    with pytest.raises(SystemExit, match=r"conditions = \[\]: must be a non-empty list"):
+    with pytest.raises(SystemExit, match=r"--conditions ',' names no condition"):
         cli.main(["--conditions", ",", "--data-dir", str(tmp_path / "d")], root=ROOT)
     with pytest.raises(SystemExit, match=r"seed = -1: must be an integer >= 0"):
         cli.main(["--seed", "-1", "--dry-run", "--data-dir", str(tmp_path / "d")], root=ROOT)
@@ -159,3 +159,18 @@ def test_ctrl_c_ends_in_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "run_tests", interrupted)
     assert cli.main(["test"], ROOT) == 130
     assert capsys.readouterr().err == "run_all.py: interrupted.\n"
+
+
+@pytest.mark.parametrize("value", ["", ",", " , "])
+def test_empty_conditions_are_an_error_not_the_defaults(tmp_path, value):
+    args = cli.parse_args(["--conditions", value, "--results-dir", str(tmp_path)], ROOT)
+    with pytest.raises(PipelineError, match="names no condition; give e.g. --conditions"):
+        cli.make_pipeline(args, ROOT)
+
+
+def test_predict_default_results_are_the_projects_whatever_the_current_folder(monkeypatch):
+    from i2r_pipeline.predict import build_parser
+
+    monkeypatch.chdir("/")
+    args = build_parser().parse_args(["--images", "x", "--out", "y"])
+    assert Path(args.results_dir) == ROOT / "results" / "default_seed0"

@@ -157,7 +157,10 @@ def test_check_config_accepts_declared_and_run_keys_only(tmp_path):
 
 
 def test_select_stages_by_number_or_name():
-    assert select_stages(None) == list(STAGES) == select_stages("")
+    assert select_stages(None) == list(STAGES)
+    for empty in ("", ",", " , "):  # an empty list is a mistake, not "every stage"
+        with pytest.raises(PipelineError, match="names no stage; see --list"):
+            select_stages(empty)
     assert [s.name for s in select_stages("03, 00")] == ["00_simulate_screen", "03_embed_genes"]
     assert select_stages("06_translate_condition") == [stage_named("06_translate_condition")]
     with pytest.raises(PipelineError, match=r"unknown stages \['09'\]; see --list"):

@@ -63,8 +63,13 @@ def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]
             cfg[key] = getattr(args, key)
     if args.no_random_baseline:
         cfg["random_baseline"] = False
-    if args.conditions:
+    if args.conditions is not None:
         cfg["conditions"] = [c.strip() for c in args.conditions.split(",") if c.strip()]
+        if not cfg["conditions"]:
+            raise PipelineError(
+                f"--conditions {args.conditions!r} names no condition; give e.g. --conditions "
+                "BRAF,JUN, or leave the option out for the configured ones."
+            )
     data = Path(args.data_dir or root / "data" / "synthetic" / f"{cfg['size']}_seed{cfg['seed']}")
     work = Path(args.results_dir or root / "results" / data.name).resolve()
     paths = {
@@ -72,7 +77,7 @@ def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]
         "work": work,  # the run's own figures folder: another size or seed keeps its own
         "figures": Path(args.figures_dir or root / "figures" / work.name).resolve(),
     }
-    all_conditions = args.all_conditions and not args.conditions
+    all_conditions = args.all_conditions and args.conditions is None
     pipe = Pipeline(cfg, paths, Path(args.notebooks_dir), all_conditions, repo=root)
     check_config(pipe)
     validate_config(cfg)

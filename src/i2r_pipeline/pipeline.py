@@ -352,12 +352,12 @@ def check_config(pipe: Pipeline, stages: Sequence[Stage] = STAGES) -> None:
 
 
 def select_stages(spec: str | None, stages: Sequence[Stage] = STAGES) -> list[Stage]:
-    """Stages named by a comma-separated list of numbers or names (all when empty).
+    """Stages named by a comma-separated list of numbers or names (all when None).
 
     Parameters
     ----------
     spec : str or None
-        E.g. ``"00,03"`` or ``"01_preprocess_nuclei"``.
+        E.g. ``"00,03"`` or ``"01_preprocess_nuclei"``; None: every stage.
     stages : sequence of Stage
         Stages in run order.
 
@@ -369,11 +369,13 @@ def select_stages(spec: str | None, stages: Sequence[Stage] = STAGES) -> list[St
     Raises
     ------
     PipelineError
-        Naming the entries that match no stage.
+        Naming the entries that match no stage, or when ``spec`` names none (``","``).
     """
-    if not spec:
+    if spec is None:
         return list(stages)
     want = [w.strip() for w in spec.split(",") if w.strip()]
+    if not want:
+        raise PipelineError(f"--stages {spec!r} names no stage; see --list")
 
     def hit(name, w):
         return name == w or name.startswith(w + "_")
