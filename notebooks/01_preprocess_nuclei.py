@@ -26,6 +26,7 @@ min_solidity = 0.1  # smallest area / convex area
 min_aspect_ratio = 0.1  # smallest minor / major axis
 drop_border = True  # drop nuclei touching the image border
 segment_method = "classical"  # segmentation for images without a mask
+threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
 
 # %%
 import pandas as pd
@@ -34,6 +35,9 @@ from i2r_utils.artifacts import artifact
 from i2r_utils.io import load_metadata
 from i2r_utils.nuclei import preprocess_plate, select_plates
 from i2r_utils.nucleus_filter import NucleusFilter
+from i2r_utils.runtime import pin_threads
+
+pin_threads(threads)
 
 # %% [markdown]
 # ## The screen and the nucleus filters

@@ -25,6 +25,7 @@ n_splits = 4  # most cross-validation folds (grouped by well)
 classifier = "logistic"  # "logistic" or "random_forest"
 n_folds = 2  # folds of held-out conditions (one encoder each); number of conditions: leave-one-out
 seed = 0  # random seed of sampling, CV folds, classifier and fold assignment
+threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
 
 # %%
 from pathlib import Path
@@ -38,12 +39,15 @@ from i2r_utils.columns import CONTROL
 from i2r_utils.io import load_metadata, write_json, write_table
 from i2r_utils.nuclei import merge_plates, select_plates
 from i2r_utils.plotting import save_figure
+from i2r_utils.runtime import pin_threads
 from i2r_utils.screen import (
     call_precision_recall,
     fold_assignment,
     screen_conditions,
     select_impactful,
 )
+
+pin_threads(threads)
 
 # %% [markdown]
 # ## Merge the plates

@@ -23,6 +23,7 @@ gae_epochs = 300  # autoencoder training epochs
 link_test_fraction = 0.15  # fraction of edges held out for the link-prediction AUC
 link_splits = 5  # random edge splits averaged for the link-prediction AUC
 seed = 0  # random seed of the autoencoder and the edge split
+threads = None  # torch and BLAS threads (None: 1 torch thread, fastest for this model)
 
 # %% [markdown]
 # ## Inputs: the gene network, expression node features and the target genes
@@ -35,15 +36,15 @@ seed = 0  # random seed of the autoencoder and the edge split
 
 # %%
 import pandas as pd
-import torch
 
 from i2r_utils.artifacts import artifact
 from i2r_utils.gae import GAEParams, link_prediction_auc
 from i2r_utils.genes import build_gene_embeddings, gene_setup, load_gene_inputs
 from i2r_utils.interactome import INTERACTOMES, build_interactome, match_genes
 from i2r_utils.io import InputError, write_json, write_table
+from i2r_utils.runtime import pin_threads
 
-torch.set_num_threads(1)
+pin_threads(threads, default=1)
 params = GAEParams(hidden=gae_hidden, dim=gene_dim, epochs=gae_epochs, seed=seed, arch=gae_arch)
 setup = gene_setup(
     data_dir, network_file, expression_file, interactome, k_hop, network_pruning,

@@ -20,6 +20,7 @@ input_size = 32  # crops area-pooled to this side (px) before the network
 epochs = 8  # most training epochs (early stopping on held-out wells)
 samples_per_class = 64  # crops drawn per class each epoch (balanced classes)
 seed = 0  # random seed of training
+threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
 
 # %% [markdown]
 # ## The fold's held-out conditions and its classes
@@ -37,7 +38,10 @@ from i2r_utils.artifacts import artifact
 from i2r_utils.encoder import EncoderParams, embed, embedding_table, pick_device, save_encoder
 from i2r_utils.io import InputError, read_table, write_table
 from i2r_utils.nuclei import load_crops
+from i2r_utils.runtime import pin_threads
 from i2r_utils.training import fold_training_set, train_encoder, well_groups
+
+pin_threads(threads)
 
 folds_path = artifact(work_dir, "folds")
 folds = read_table(folds_path)

@@ -25,6 +25,7 @@ n_folds = 2  # number of folds of conditions, as in notebook 04
 sphering_lambda = 0.01  # ZCA regulariser added to the control singular values
 seed = 0  # random seed of the untrained encoder and of the random-profile baseline
 condition_embedding = "profiles"  # "profiles" (sphered) or "nucleus_mean" (Image2Reg: plain mean)
+threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
 
 # %% [markdown]
 # ## The fold encoders
@@ -52,6 +53,9 @@ from i2r_utils.profiles import (
     nucleus_means,
     strong_perturbations,
 )
+from i2r_utils.runtime import pin_threads
+
+pin_threads(threads)
 
 if condition_embedding not in CONDITION_EMBEDDINGS:
     raise InputError(

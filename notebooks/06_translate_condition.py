@@ -48,6 +48,7 @@ n_permutations = 200  # repeats of each random baseline
 seed = 0  # random seed of the permutations
 gae_gamma = 0.0  # image-cluster term of the gene autoencoder (> 0: one autoencoder per condition)
 candidate_protocol = "all_targets"  # "all_targets" or "new_target" (held-out gene not a target)
+threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
 
 # %%
 from pathlib import Path
@@ -83,6 +84,9 @@ from i2r_utils.ranking import (
     true_rank,
 )
 from i2r_utils.ridge import permutations
+from i2r_utils.runtime import pin_threads
+
+pin_threads(threads)
 
 # %% [markdown]
 # ## Inputs

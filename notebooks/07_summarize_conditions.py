@@ -32,6 +32,7 @@ gene_norm = "none"  # gene embeddings as they are ("none") or L2-normalised per 
 alpha = 1.0  # ridge of the leave-one-out cross-check
 metric = "euclidean"  # distance for ranking
 n_embedding_conditions = 6  # conditions drawn in the 2-D embedding figure
+threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
 
 # %%
 import json
@@ -55,6 +56,9 @@ from i2r_utils.ranking import (
     summarize_results,
     uniform_topk,
 )
+from i2r_utils.runtime import pin_threads
+
+pin_threads(threads)
 
 # %% [markdown]
 # ## Results of the held-out conditions

@@ -22,15 +22,14 @@ test_fraction = 0.5  # share of tiles held out for testing
 unet_epochs = 60  # U-Net training epochs of 10 steps (~0.07-0.15 s per step on 1 core)
 unet_base_channels = 8  # U-Net width
 tta = "d4"  # test-time augmentation: "d4" (8 transforms) or "flips"
-threads = 1  # torch CPU threads (1 is fastest for this small U-Net on a busy machine)
 seed = 0  # random seed of the split and the U-Net
+threads = None  # torch and BLAS threads (None: 1 torch thread, fastest for this U-Net)
 
 # %%
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.patches import Patch
 from skimage.segmentation import find_boundaries
 
@@ -39,11 +38,12 @@ from i2r_utils.classical import normalize_percentile, segment_classical
 from i2r_utils.io import write_table
 from i2r_utils.metrics import classify_instances
 from i2r_utils.plotting import save_figure
+from i2r_utils.runtime import pin_threads
 from i2r_utils.segmentation import evaluate_segmentation, load_annotated_nuclei, tta_deltas
 from i2r_utils.tta import apply_transform, invert_transform, merge_instances_tta, resolve_tta
 from i2r_utils.unet import predict_unet, probabilities_to_labels, train_unet
 
-torch.set_num_threads(threads)
+pin_threads(threads, default=1)
 
 # %% [markdown]
 # ## Annotated tiles

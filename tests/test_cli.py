@@ -3,14 +3,13 @@
 Whole runs of the stub pipeline through ``run_all.py`` are in ``test_run_all.py``.
 """
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from i2r_pipeline import cli
+from i2r_pipeline import PipelineError, cli
 from i2r_pipeline.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +62,7 @@ def test_options_environment_defaults_and_pipeline(monkeypatch, tmp_path):
     assert pipe.paths == {
         "data": ROOT / "data" / "synthetic" / "tiny_seed2",
         "work": ROOT / "results" / "tiny_seed2",
-        "figures": ROOT / "figures",
+        "figures": ROOT / "figures" / "tiny_seed2",  # the run's own figures
     }
     assert pipe.repo == ROOT and pipe.nb_dir == ROOT / "notebooks"
     args = cli.parse_args(["--all-conditions", "--data-dir", str(tmp_path / "d"),
@@ -71,26 +70,6 @@ def test_options_environment_defaults_and_pipeline(monkeypatch, tmp_path):
     pipe, _ = cli.make_pipeline(args, ROOT)
     assert pipe.all_conditions and pipe.paths["work"] == tmp_path / "r"
     assert not list((ROOT / "results").glob("tiny_seed2"))  # nothing written by building
-
-
-def test_report_prints_ranks_top10_and_summary(tmp_path, capsys):
-    (tmp_path / "A").mkdir()
-    result = {"true_rank": 2, "n_candidates": 30, "top10": ["X", "A"],
-              "permutation_mean_rank": 15.25}  # fmt: skip
-    (tmp_path / "A" / "result.json").write_text(json.dumps(result))
-    (tmp_path / "B").mkdir()
-    (tmp_path / "B" / "result.json").write_text(json.dumps({**result, "true_rank": 1} | {
-        "permutation_mean_rank": None}))  # fmt: skip
-    cli.report(tmp_path, ["A", "B", "missing"])
-    out = capsys.readouterr().out
-    assert "A: true gene rank 2 of 30; permutation baseline mean rank 15.2" in out
-    assert "B: true gene rank 1 of 30\n" in out and "  top 10: X, A" in out
-    assert "missing" not in out and "summary" not in out
-    (tmp_path / "summary_metrics.csv").write_text("metric,value\nn,2\n")
-    cli.report(tmp_path, [])
-    assert capsys.readouterr().out == (
-        f"\nsummary ({tmp_path / 'summary_metrics.csv'}):\nmetric,value\nn,2\n\n"
-    )
 
 
 def test_test_command_lints_then_runs_pytest(monkeypatch, capsys):
@@ -152,7 +131,46 @@ def test_configuration_values_are_checked_before_the_first_stage(tmp_path, monke
            "gene_to_image, two_way, auto.$")  # fmt: skip
     with pytest.raises(SystemExit, match=msg):
         cli.main(["--config", str(cfg), "--data-dir", str(tmp_path / "d")], root=ROOT)
-    with pytest.raises(SystemExit, match=r"conditions = \[\]: must be a non-empty list"):
+    with pytest.raises(SystemExit, match=r"--conditions ',' names no condition"):
         cli.main(["--conditions", ",", "--data-dir", str(tmp_path / "d")], root=ROOT)
     with pytest.raises(SystemExit, match=r"seed = -1: must be an integer >= 0"):
         cli.main(["--seed", "-1", "--dry-run", "--data-dir", str(tmp_path / "d")], root=ROOT)
+
+
+def test_a_second_run_on_the_same_results_folder_refuses(tmp_path, monkeypatch):
+    from i2r_pipeline.lock import folder_lock
+
+    monkeypatch.setattr(cli, "make_executor", lambda *a: pytest.fail("started running"))
+    args = ["--size", "tiny", "--results-dir", str(tmp_path / "res"), "--data-dir",
+            str(tmp_path / "data")]  # fmt: skip
+    with folder_lock(tmp_path / "res"):
+        with pytest.raises(SystemExit, match=r"run_all.py: another run \(pid \d+ on .* is using "
+                           "the results folder"):  # fmt: skip
+            cli.main(args, ROOT)
+
+
+def test_ctrl_c_ends_in_one_line(monkeypatch, capsys):
+    def interrupted(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "main_job", interrupted)
+    assert cli.main([], ROOT) == 130
+    assert capsys.readouterr().err == cli.INTERRUPTED + "\n"
+    monkeypatch.setattr(cli, "run_tests", interrupted)
+    assert cli.main(["test"], ROOT) == 130
+    assert capsys.readouterr().err == "run_all.py: interrupted.\n"
+
+
+@pytest.mark.parametrize("value", ["", ",", " , "])
+def test_empty_conditions_are_an_error_not_the_defaults(tmp_path, value):
+    args = cli.parse_args(["--conditions", value, "--results-dir", str(tmp_path)], ROOT)
+    with pytest.raises(PipelineError, match="names no condition; give e.g. --conditions"):
+        cli.make_pipeline(args, ROOT)
+
+
+def test_predict_default_results_are_the_projects_whatever_the_current_folder(monkeypatch):
+    from i2r_pipeline.predict import build_parser
+
+    monkeypatch.chdir("/")
+    args = build_parser().parse_args(["--images", "x", "--out", "y"])
+    assert Path(args.results_dir) == ROOT / "results" / "default_seed0"

@@ -28,6 +28,8 @@ def test_default_config_passes_and_every_default_key_is_checked():
         ("size", "huge", "one of tiny, default"),
         ("encoder_arch", "vit", "one of resnet18, small"),
         ("n_folds", 1, "an integer >= 2"),
+        ("threads", 0, "a positive integer, or null for each notebook's default"),
+        ("threads", "two", "a positive integer, or null for each notebook's default"),
         ("epochs", "eight", "an integer >= 1"),
         ("epochs", 0, "an integer >= 1"),
         ("n_permutations", 2.5, "an integer >= 1"),

@@ -18,10 +18,7 @@ from i2r_pipeline.executor import (
     failure_report,
     is_complete,
     make_executor,
-    marker_path,
-    read_marker,
     run_unit,
-    upstream_digest,
 )
 from i2r_pipeline.notebooks import to_ipynb
 from i2r_utils.columns import CONTROL
@@ -95,33 +92,6 @@ def test_run_unit_marker_skip_force_and_failure(tmp_path):
     report = failure_report([first, res])
     assert "1 unit(s) failed" in report and "[X]" in report and str(bad.output) in report
     assert failure_report([first]) == ""
-
-
-def test_done_markers_are_written_and_read_here_only(tmp_path):
-    unit = make_unit(tmp_path, "03_embed_genes", "dataset", "_dataset", work_dir=str(tmp_path))
-    assert unit.marker == marker_path(tmp_path / "_dataset", "03_embed_genes")
-    assert unit.marker.name == "03_embed_genes.done.json" and read_marker(unit.marker) == {}
-    assert upstream_digest([]) == ""
-    missing = upstream_digest([("03_embed_genes", "dataset", tmp_path / "_dataset")])
-    assert len(missing) == 64  # a missing marker counts as such
-    assert run_unit(unit).status == "ran"
-    info = read_marker(unit.marker)
-    assert set(info) == {"key", "run", "seconds", "host"} and info["seconds"] >= 0
-    first = upstream_digest([("03_embed_genes", "dataset", tmp_path / "_dataset")])
-    assert first != missing
-    # a forced rerun has a new run id, so whatever reads from the unit reruns
-    run_unit(unit, force=True)
-    assert read_marker(unit.marker)["key"] == info["key"]
-    assert read_marker(unit.marker)["run"] != info["run"]
-    assert upstream_digest([("03_embed_genes", "dataset", tmp_path / "_dataset")]) != first
-    # a unit with an upstream digest has another key
-    later = Unit(**{**unit.__dict__, "upstream": first})
-    assert not is_complete(later) and is_complete(unit)
-    # unreadable markers count as missing
-    unit.marker.write_text("[1, 2]")
-    assert read_marker(unit.marker) == {} and not is_complete(unit)
-    unit.marker.write_text("{not json")
-    assert read_marker(unit.marker) == {} and not is_complete(unit)
 
 
 def test_dask_local_cluster_matches_local_and_contains_failures(tmp_path):

@@ -119,3 +119,21 @@ def test_download_gives_up_after_bounded_retries(tmp_path):
 def test_download_rejects_non_http(tmp_path):
     with pytest.raises(ValueError, match="http"):
         download("file:///etc/passwd", tmp_path / "x")
+
+
+def test_a_server_that_never_answers_fails_in_bounded_time_with_warnings(tmp_path, caplog):
+    import socket
+    import time
+
+    from i2r_pipeline.fetch import http as fetch_http
+
+    assert fetch_http.TIMEOUT <= 30 and fetch_http.RETRIES <= 3  # ~1.5 min at most by default
+    with socket.socket() as silent:  # accepts connections (backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/x.bin"
+        t0 = time.perf_counter()
+        with pytest.raises(InputError, match="after 2 attempts"):
+            download(url, tmp_path / "x.bin", timeout=0.5, retries=1, backoff=0.01, progress=False)
+    assert time.perf_counter() - t0 < 10
+    assert "retry 1/1" in caplog.text  # the user hears about the first timeout

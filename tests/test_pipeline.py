@@ -18,6 +18,7 @@ from i2r_pipeline.pipeline import (
     check_config,
     load_config,
     plan,
+    relocatable,
     select_stages,
     write_condition_manifest,
 )
@@ -156,7 +157,10 @@ def test_check_config_accepts_declared_and_run_keys_only(tmp_path):
 
 
 def test_select_stages_by_number_or_name():
-    assert select_stages(None) == list(STAGES) == select_stages("")
+    assert select_stages(None) == list(STAGES)
+    for empty in ("", ",", " , "):  # an empty list is a mistake, not "every stage"
+        with pytest.raises(PipelineError, match="names no stage; see --list"):
+            select_stages(empty)
     assert [s.name for s in select_stages("03, 00")] == ["00_simulate_screen", "03_embed_genes"]
     assert select_stages("06_translate_condition") == [stage_named("06_translate_condition")]
     with pytest.raises(PipelineError, match=r"unknown stages \['09'\]; see --list"):
@@ -168,10 +172,15 @@ def test_condition_manifest(tmp_path):
     write_condition_manifest(pipe, "A")
     manifest = json.loads((tmp_path / "res" / "A" / "manifest.json").read_text())
     assert manifest["git"]["commit"] and manifest["parameters"]["config"] == CONFIG
-    assert manifest["parameters"]["paths"]["work"] == str(tmp_path / "res")
+    # folders relative to the results folder, inputs to the data folder: relocatable
+    assert manifest["parameters"]["paths"] == {"work": ".", "data": "../data", "figures": "../fig"}
     inputs = manifest["inputs_sha256"]
-    assert inputs[str(tmp_path / "data" / "metadata.csv")]
-    assert inputs[str(tmp_path / "data" / "screen.json")] is None
+    assert inputs["metadata.csv"] and inputs["screen.json"] is None
+    assert str(tmp_path) not in json.dumps(manifest)
+    # the machine facts the ranks depend on
+    runtime = manifest["runtime"]
+    assert runtime["torch_threads"] >= 1 and runtime["cpu_capability"]
+    assert set(runtime["versions"]) == {"numpy", "scipy", "pandas", "scikit-learn", "torch"}
 
 
 def complete(pipe, name):
@@ -222,3 +231,40 @@ def test_load_config_fails_clearly(tmp_path):
         load_config(path)
     path.write_text("")
     assert load_config(path) == {}
+
+
+def test_hashes_ignore_where_the_folders_are_and_outputs_are_declared(tmp_path):
+    pipe = make_pipe(tmp_path)
+    moved = make_pipe(tmp_path)
+    moved.paths = {**pipe.paths, "work": tmp_path / "elsewhere", "figures": tmp_path / "f2"}
+    for stage in STAGES:
+        a, b = pipe.units(stage, generate=False), moved.units(stage, generate=False)
+        assert [unit_key(u) for u in a] == [unit_key(u) for u in b], stage.name
+        assert [list(u.outputs) for u in a] == [list(u.outputs) for u in b]
+    unit = pipe.units(stage_named("06_translate_condition"), generate=False)[1]
+    assert unit.key_parameters["out_dir"] == "<results>/B"
+    assert unit.key_parameters["work_dir"] == "<results>"
+    assert unit.outputs["<results>/B/result.json"] == str(tmp_path / "res" / "B" / "result.json")
+    assert "<results>/B/top10.png" in unit.outputs
+    summary = pipe.units(stage_named("07_summarize_conditions"), generate=False)[0]
+    assert "figures_dir" not in summary.key_parameters and "figures_dir" in summary.parameters
+    assert summary.outputs["<figures>/fig_topk_accuracy.svg"] == str(
+        tmp_path / "fig" / "fig_topk_accuracy.svg")  # fmt: skip
+    # a folder outside the results and project folders keeps its absolute path in the hash
+    assert relocatable({"data_dir": "/x/y", "k": 1}, {"<results>": Path("/r")}) == {
+        "data_dir": "/x/y", "k": 1}  # fmt: skip
+    # another data folder is another computation
+    other = make_pipe(tmp_path / "other")
+    other.paths["work"] = pipe.paths["work"]
+    first = stage_named("00_simulate_screen")
+    assert unit_key(pipe.units(first)[0]) != unit_key(other.units(first)[0])
+
+
+def test_units_without_done_marker_upstream_are_named(tmp_path):
+    pipe = make_pipe(tmp_path)
+    summary = stage_named("07_summarize_conditions")
+    assert pipe.not_done(summary) == [
+        "06_translate_condition [A]", "06_translate_condition [B]"]  # fmt: skip
+    mark(pipe, "06_translate_condition", "A", "r1")
+    assert pipe.not_done(summary) == ["06_translate_condition [B]"]
+    assert pipe.not_done(summary, [summary]) == []  # stages not run are left out

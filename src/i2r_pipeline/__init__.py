@@ -8,7 +8,9 @@ Modules
 stages      the one ordered list of stages: notebook, scope and the stages it reads from.
 pipeline    one main-job run: configuration, paths, units per scope, parameters, upstream
             digests, configuration check, stage selection, per-condition manifests.
-executor    runs the units of a stage locally or on a Dask cluster; owns the done markers.
+executor    runs the units of a stage locally or on a Dask cluster.
+units       one unit: its papermill run, done marker (hash, run id, outputs) and contract.
+outputs     a unit's declared outputs: removed before it reruns, checked after.
 notebooks   jupytext source -> cached .ipynb, declared parameters, papermill execution.
 provenance  run manifests: git commit, package versions, parameters, input checksums.
 config      static checks of configuration values (one table), before the first stage.

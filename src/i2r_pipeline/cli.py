@@ -1,4 +1,4 @@
-"""Command line: the main job, its final report, ``test``, ``predict`` and ``data``.
+"""Command line: the main job, its final answer, ``test``, ``predict`` and ``data``.
 
 The options and the help text are in :mod:`i2r_pipeline.options` (standard library only,
 so ``run_all.py`` answers ``--help`` before any install).
@@ -8,21 +8,27 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from i2r_utils.artifacts import artifact
-
 from . import PipelineError
+from .answer import report
 from .config import validate_config
 from .executor import make_executor
+from .lock import folder_lock
 from .options import COMMANDS, list_stages, parse_args
 from .pipeline import Pipeline, check_config, load_config, plan, run_pipeline, select_stages
 
+#: The one line printed after Ctrl-C.
+INTERRUPTED = (
+    "run_all.py: interrupted; the unit that was running left no outputs (completed units "
+    "keep theirs); rerun the same command to go on."
+)
+
 __all__ = [
+    "INTERRUPTED",
     "COMMANDS",
     "parse_args",
     "make_pipeline",
@@ -57,15 +63,21 @@ def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]
             cfg[key] = getattr(args, key)
     if args.no_random_baseline:
         cfg["random_baseline"] = False
-    if args.conditions:
+    if args.conditions is not None:
         cfg["conditions"] = [c.strip() for c in args.conditions.split(",") if c.strip()]
+        if not cfg["conditions"]:
+            raise PipelineError(
+                f"--conditions {args.conditions!r} names no condition; give e.g. --conditions "
+                "BRAF,JUN, or leave the option out for the configured ones."
+            )
     data = Path(args.data_dir or root / "data" / "synthetic" / f"{cfg['size']}_seed{cfg['seed']}")
+    work = Path(args.results_dir or root / "results" / data.name).resolve()
     paths = {
         "data": data.resolve(),
-        "work": Path(args.results_dir or root / "results" / data.name).resolve(),
-        "figures": Path(args.figures_dir or root / "figures").resolve(),
+        "work": work,  # the run's own figures folder: another size or seed keeps its own
+        "figures": Path(args.figures_dir or root / "figures" / work.name).resolve(),
     }
-    all_conditions = args.all_conditions and not args.conditions
+    all_conditions = args.all_conditions and args.conditions is None
     pipe = Pipeline(cfg, paths, Path(args.notebooks_dir), all_conditions, repo=root)
     check_config(pipe)
     validate_config(cfg)
@@ -97,14 +109,18 @@ def main_job(argv: list[str], root: Path) -> int:
     if args.dry_run:
         print_plan(plan(pipe, stages, args.force))
         return 0
-    try:
-        ex = make_executor(args.executor, args.workers, args.scheduler_address, args.cluster)
-    except (ImportError, ValueError) as exc:
-        raise PipelineError(str(exc)) from None
     t0 = time.perf_counter()
-    with ex:
-        print(f"[run_all] executor: {ex.describe()}", flush=True)
-        _, failed = run_pipeline(pipe, stages, ex, args.force)
+    with (
+        folder_lock(pipe.paths["work"], "results folder"),
+        folder_lock(pipe.paths["data"], "data folder"),
+    ):
+        try:
+            ex = make_executor(args.executor, args.workers, args.scheduler_address, args.cluster)
+        except (ImportError, ValueError) as exc:
+            raise PipelineError(str(exc)) from None
+        with ex:
+            print(f"[run_all] executor: {ex.describe()}", flush=True)
+            _, failed = run_pipeline(pipe, stages, ex, args.force)
     print(f"[run_all] wall time {time.perf_counter() - t0:.1f} s", flush=True)
     if failed:
         print(
@@ -133,29 +149,6 @@ def print_plan(steps: list) -> None:
         print(head + (f" ({note})" if note else ""))
         for label, status in rows:
             print(f"  {label}: {'would run' if status == 'run' else 'complete'}")
-
-
-def report(work: Path, conditions: list[str]) -> None:
-    """Print each condition's top 10 and the true gene's rank, and the summary metrics.
-
-    Parameters
-    ----------
-    work : pathlib.Path
-        The results folder.
-    conditions : list of str
-        Held-out conditions (those without a result are left out).
-    """
-    for cond in conditions:
-        res = artifact(work, "result", condition=cond)
-        if res.is_file():
-            r = json.loads(res.read_text())
-            perm = r.get("permutation_mean_rank")
-            extra = f"; permutation baseline mean rank {perm:.1f}" if perm is not None else ""
-            print(f"\n{cond}: true gene rank {r['true_rank']} of {r['n_candidates']}{extra}")
-            print("  top 10: " + ", ".join(r["top10"]))
-    metrics = artifact(work, "summary_metrics")
-    if metrics.is_file():
-        print(f"\nsummary ({metrics}):\n" + metrics.read_text())
 
 
 def run_tests(argv: list[str], root: Path) -> int:
@@ -226,20 +219,28 @@ def main(argv: list[str] | None = None, root: str | Path | None = None) -> int:
     Returns
     -------
     int
-        Exit status.
+        Exit status; 130 after Ctrl-C, with one line (:data:`INTERRUPTED`).
 
     Raises
     ------
     SystemExit
-        With ``run_all.py: <message>`` for a problem the user can fix.
+        With ``run_all.py: <message>`` for a problem the user can fix (e.g. another run
+        holds the results folder, :mod:`i2r_pipeline.lock`).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     root = Path(root or Path.cwd()).resolve()
-    if argv and argv[0] == "test":
-        return run_tests(argv[1:], root)
-    if argv and argv[0] in COMMANDS:
-        return run_command(argv[0], argv[1:])
+    try:
+        if argv and argv[0] == "test":
+            return run_tests(argv[1:], root)
+        if argv and argv[0] in COMMANDS:
+            return run_command(argv[0], argv[1:])
+    except KeyboardInterrupt:
+        print("run_all.py: interrupted.", file=sys.stderr, flush=True)
+        return 130
     try:
         return main_job(argv, root)
     except PipelineError as exc:
         raise SystemExit(f"run_all.py: {exc}") from None
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr, flush=True)
+        return 130

@@ -103,6 +103,12 @@ CHECKS.update({
     "candidate_protocol": choice("all_targets", "new_target"),
 })  # fmt: skip
 
+# --- threads of every notebook (i2r_utils.runtime.pin_threads) ---
+CHECKS["threads"] = (
+    lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+    "a positive integer, or null for each notebook's default",
+)
+
 
 def validate_config(cfg: dict) -> None:
     """Check every value of ``cfg`` that :data:`CHECKS` knows.

@@ -13,17 +13,11 @@ the stages themselves run one after another.
   or ``"pbs"``; queue, account, cores, memory and walltime come from the Dask configuration,
   e.g. ``~/.config/dask/jobqueue.yaml`` or ``DASK_JOBQUEUE__SLURM__QUEUE=...``).
 
-Every unit keeps the same contract whatever runs it (:func:`run_unit`): it is skipped when
-its *done marker* (``<exec_dir>/<stage>.done.json``) holds the hash of its parameters,
-notebook source and *upstream* digest (``Unit.upstream``: :func:`upstream_digest` of the
-done markers of the units it reads from, each with the random id of the run that wrote it,
-so a unit reruns whenever one of its inputs was recomputed, forced or not); otherwise
-the notebook is executed into ``<exec_dir>/<stage>.ipynb`` and the marker is written
-atomically after success only. A failing unit never raises: it returns a
-:class:`UnitResult` with the error message and the path of the partially executed notebook,
-so the other units of the stage finish and keep their results, and a rerun executes only the
-units without a valid marker. This module is the one place that writes and reads done
-markers (:func:`marker_path`, :func:`read_marker`).
+Every unit keeps the same contract whatever runs it (:func:`i2r_pipeline.units.run_unit`:
+done markers, upstream digests, declared outputs). A failing unit never raises: it returns
+a :class:`UnitResult` with the error message and the path of the partially executed
+notebook, so the other units of the stage finish and keep their results, and a rerun
+executes only the units without a valid marker. The unit names are re-exported here.
 
 ``dask`` and ``dask-jobqueue`` are imported only when a Dask executor is made.
 """
@@ -31,22 +25,26 @@ markers (:func:`marker_path`, :func:`read_marker`).
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
-import json
 import os
 import socket
-import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from i2r_utils.io import write_json
-
-from .notebooks import execute
+from .units import (
+    QUIET_KERNEL,
+    Unit,
+    UnitResult,
+    error_message,
+    is_complete,
+    marker_path,
+    read_marker,
+    run_unit,
+    unit_key,
+    upstream_digest,
+)
 
 __all__ = [
     "Unit",
@@ -72,230 +70,6 @@ __all__ = [
 EXECUTORS = ("local", "dask")
 #: Kinds of Dask cluster :func:`make_executor` can start (``local``: a ``LocalCluster``).
 CLUSTERS = ("local", "slurm", "pbs")
-#: Arguments of every unit's kernel: its own log (e.g. "Kernel is running over TCP without
-#: encryption" warnings) shows errors only. Progress bars show on a terminal only, so that
-#: logs get plain lines (``tqdm(disable=None)``).
-QUIET_KERNEL = ("--IPKernelApp.log_level=ERROR",)
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One papermill run: a notebook, its parameters and where the executed copy goes.
-
-    Attributes
-    ----------
-    stage : str
-        Notebook name without extension, e.g. ``"06_translate_condition"``.
-    label : str
-        The unit within its stage, for reports: ``"dataset"``, a plate, ``"fold0"``, a
-        condition or ``"summary"``.
-    notebook : str
-        The ``.ipynb`` to execute (with a kernelspec).
-    source : str
-        The notebook's source file (hashed together with the parameters).
-    parameters : dict
-        Parameters injected by papermill.
-    exec_dir : str
-        Folder of the executed notebook and of the done marker.
-    cwd : str
-        Working directory of the kernel (the notebooks folder, so relative defaults work).
-    kernel_name : str
-        Jupyter kernel to run the notebook with.
-    upstream : str
-        Digest of the done markers of the units this one reads from ("" for none); part
-        of :func:`unit_key`.
-    """
-
-    stage: str
-    label: str
-    notebook: str
-    source: str
-    parameters: dict = field(default_factory=dict)
-    exec_dir: str = "."
-    cwd: str = "."
-    kernel_name: str = "python3"
-    upstream: str = ""
-
-    @property
-    def output(self) -> Path:
-        """Path of the executed notebook (partially executed when the unit failed)."""
-        return Path(self.exec_dir) / f"{self.stage}.ipynb"
-
-    @property
-    def marker(self) -> Path:
-        """Path of the done marker, written after success only."""
-        return marker_path(self.exec_dir, self.stage)
-
-
-@dataclass
-class UnitResult:
-    """What became of a unit.
-
-    Attributes
-    ----------
-    unit : Unit
-        The unit.
-    status : {"ran", "skipped", "failed"}
-        ``skipped``: an identical run was already complete.
-    seconds : float
-        Wall time of the papermill run (0 when skipped).
-    error : str or None
-        ``"<ExceptionName>: <message>"`` when the unit failed.
-    host : str
-        Host name of the process that ran the unit.
-    """
-
-    unit: Unit
-    status: str
-    seconds: float = 0.0
-    error: str | None = None
-    host: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """True unless the unit failed."""
-        return self.status != "failed"
-
-    def describe(self) -> str:
-        """One line for the log, e.g. ``ran in 3.2 s``."""
-        if self.status == "skipped":
-            return "complete (skipped)"
-        if self.status == "ran":
-            return f"ran in {self.seconds:.1f} s"
-        return f"FAILED: {self.error} (notebook: {self.unit.output})"
-
-
-def marker_path(exec_dir: str | os.PathLike, stage: str) -> Path:
-    """Return the path of the done marker of ``stage``'s unit in ``exec_dir``."""
-    return Path(exec_dir) / f"{stage}.done.json"
-
-
-def read_marker(path: str | os.PathLike) -> dict:
-    """Return a done marker: ``key`` (:func:`unit_key`), ``run`` (random id), ``seconds``, ``host``.
-
-    Empty when the marker at ``path`` (:func:`marker_path`) is missing or unreadable.
-    """
-    try:
-        info = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
-def upstream_digest(units: Iterable[tuple[str, str, str | os.PathLike]]) -> str:
-    """Return the digest of the done markers of the units another unit reads from.
-
-    Parameters
-    ----------
-    units : iterable of (stage, label, exec_dir)
-        The upstream units. A missing marker counts as such (the inputs may have been made
-        outside the pipeline).
-
-    Returns
-    -------
-    str
-        SHA-256 over each unit's stage, label, marker key and run id; ``""`` for no units.
-    """
-    seen = []
-    for stage, label, exec_dir in units:
-        info = read_marker(marker_path(exec_dir, stage))
-        seen.append([stage, label, info.get("key"), info.get("run")])
-    if not seen:
-        return ""
-    return hashlib.sha256(json.dumps(seen).encode()).hexdigest()
-
-
-def unit_key(unit: Unit) -> str:
-    """Return the hash that identifies a complete run of ``unit``.
-
-    Parameters
-    ----------
-    unit : Unit
-        The unit.
-
-    Returns
-    -------
-    str
-        SHA-256 of the parameters, the notebook source and the upstream digest.
-    """
-    src = Path(unit.source).read_text()
-    content = {"p": unit.parameters, "src": src}
-    if unit.upstream:
-        content["up"] = unit.upstream
-    payload = json.dumps(content, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def is_complete(unit: Unit) -> bool:
-    """Return whether ``unit`` has a done marker matching its parameters and source.
-
-    Parameters
-    ----------
-    unit : Unit
-        The unit.
-
-    Returns
-    -------
-    bool
-        True when an identical run already finished successfully.
-    """
-    key = read_marker(unit.marker).get("key")
-    try:
-        return key is not None and key == unit_key(unit)
-    except OSError:  # the notebook source is gone
-        return False
-
-
-def _error_message(exc: BaseException) -> str:
-    """Short ``Name: message`` of an exception (papermill's cell errors unwrapped)."""
-    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
-    if ename:
-        return f"{ename}: {evalue}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def run_unit(unit: Unit, force: bool = False) -> UnitResult:
-    """Execute one unit with papermill unless an identical run is already complete.
-
-    Runs in whatever process calls it: this one for :class:`LocalExecutor`, a Dask worker
-    process for :class:`DaskExecutor`. The notebook's kernel is a subprocess either way.
-
-    Parameters
-    ----------
-    unit : Unit
-        The unit.
-    force : bool
-        Run even when the done marker says the unit is complete.
-
-    Returns
-    -------
-    UnitResult
-        Never raises for a failing notebook: the error is in the result, the partially
-        executed notebook at ``unit.output`` and the done marker is left absent.
-    """
-    host = socket.gethostname()
-    if not force and is_complete(unit):
-        return UnitResult(unit, "skipped", host=host)
-    key = unit_key(unit)
-    Path(unit.exec_dir).mkdir(parents=True, exist_ok=True)
-    unit.marker.unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    try:
-        execute(
-            Path(unit.notebook),
-            unit.output,
-            unit.parameters,
-            cwd=Path(unit.cwd),
-            progress=False,
-            kernel_name=unit.kernel_name,
-            extra_arguments=list(QUIET_KERNEL),
-        )
-    except Exception as exc:  # noqa: BLE001 - every failure is reported, none propagates
-        return UnitResult(unit, "failed", time.perf_counter() - t0, _error_message(exc), host)
-    seconds = time.perf_counter() - t0
-    marker = {"key": key, "run": uuid.uuid4().hex, "seconds": round(seconds, 2), "host": host}
-    write_json(marker, unit.marker)  # atomically, after success only
-    return UnitResult(unit, "ran", seconds, host=host)
 
 
 class Executor:
@@ -435,7 +209,7 @@ class DaskExecutor(Executor):
             try:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - reported like a notebook failure
-                res = UnitResult(units[i], "failed", error=_error_message(exc))
+                res = UnitResult(units[i], "failed", error=error_message(exc))
             results[i] = res
             _log(res)
             bar.update()

@@ -76,7 +76,11 @@ def build_parser(root: Path) -> argparse.ArgumentParser:
     ap.add_argument("--stages", help="comma-separated stage numbers or names (default: all)")
     ap.add_argument("--data-dir")
     ap.add_argument("--results-dir")
-    ap.add_argument("--figures-dir")
+    ap.add_argument(
+        "--figures-dir",
+        help="where the figures go (default figures/<name of the results folder>, e.g. "
+        "figures/default_seed0); not part of any unit's hash: missing figures are redrawn",
+    )
     ap.add_argument("--notebooks-dir", default=str(root / "notebooks"), help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int)
     ap.add_argument("--no-random-baseline", action="store_true")

@@ -9,6 +9,8 @@ stages it reads from. :func:`run_pipeline` runs the stages in order through an e
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +19,7 @@ from i2r_utils.artifacts import artifact
 from i2r_utils.columns import CONTROL
 
 from . import PipelineError
-from .executor import Unit, failure_report, is_complete, upstream_digest
+from .executor import Unit, failure_report, is_complete, marker_path, upstream_digest
 from .notebooks import declared_parameters, to_ipynb
 from .provenance import write_manifest
 from .stages import SCOPES, STAGES, UNIT_PARAMETER, Stage
@@ -25,6 +27,8 @@ from .stages import SCOPES, STAGES, UNIT_PARAMETER, Stage
 __all__ = [
     "RUN_KEYS",
     "DEFAULT_N_FOLDS",
+    "UNHASHED",
+    "relocatable",
     "Pipeline",
     "load_config",
     "check_config",
@@ -38,6 +42,40 @@ __all__ = [
 RUN_KEYS = ("size", "conditions", "n_folds")
 #: Number of folds of held-out conditions when the configuration gives none.
 DEFAULT_N_FOLDS = 3
+#: Parameters that say where figures go, not what is computed: not part of a unit's hash
+#: (a unit whose figures are missing reruns, see ``Stage.outputs``).
+UNHASHED = ("figures_dir",)
+
+
+def relocatable(parameters: dict, anchors: dict) -> dict:
+    """Return the parameters as they enter a unit's hash: folders relative to anchors.
+
+    Parameters
+    ----------
+    parameters : dict
+        A unit's parameters (folders as absolute paths).
+    anchors : dict
+        Placeholder -> absolute folder, most specific first, e.g. ``{"<results>": work,
+        "<project>": root}``; a path value inside an anchor is replaced by
+        ``<placeholder>/<relative path>``.
+
+    Returns
+    -------
+    dict
+        The parameters without :data:`UNHASHED`, path values relocated; other values as
+        they are. A moved or copied results folder (or project) gives the same hashes.
+    """
+    out = {}
+    for key, value in parameters.items():
+        if key in UNHASHED:
+            continue
+        if isinstance(value, str) and Path(value).is_absolute():
+            for name, folder in anchors.items():
+                if Path(value).is_relative_to(folder):
+                    value = Path(name, Path(value).relative_to(folder)).as_posix()
+                    break
+        out[key] = value
+    return out
 
 
 def load_config(path: str | Path) -> dict:
@@ -213,6 +251,47 @@ class Pipeline:
             for label, _, sub in self.unit_specs(by_name[dep].scope)
         )
 
+    def not_done(self, stage: Stage, stages: Sequence[Stage] = STAGES) -> list[str]:
+        """Return the units of the stages ``stage`` reads from that have no done marker.
+
+        Their declared outputs were removed when they last failed (or they never ran in
+        this results folder), so ``stage`` would read missing or foreign inputs.
+
+        Returns
+        -------
+        list of str
+            ``"<stage> [<label>]"`` per such unit.
+        """
+        by_name = {s.name: s for s in stages}
+        work = self.paths["work"]
+        return [
+            f"{dep} [{label}]"
+            for dep in stage.reads
+            if dep in by_name
+            for label, _, sub in self.unit_specs(by_name[dep].scope)
+            if not marker_path(work / sub, dep).is_file()
+        ]
+
+    def outputs(self, stage: Stage, scope_params: dict) -> dict:
+        """Return the files one unit of ``stage`` declares (``Stage.outputs``, ``Stage.figures``).
+
+        Returns
+        -------
+        dict
+            Id -> absolute path; the id is the path under ``<results>`` or ``<figures>``,
+            the same wherever those folders are.
+        """
+        fields = {k: scope_params[k] for k in ("plate", "fold", "condition") if k in scope_params}
+        work, out = self.paths["work"], {}
+        for entry in stage.outputs:
+            name, _, file = entry.partition("/")
+            path = artifact(work, name, **fields) / file if file else artifact(work, name, **fields)
+            out[Path("<results>", path.relative_to(work)).as_posix()] = str(path)
+        for stem in stage.figures:
+            for ext in ("png", "svg"):
+                out[f"<figures>/{stem}.{ext}"] = str(self.paths["figures"] / f"{stem}.{ext}")
+        return out
+
     def units(self, stage: Stage, generate: bool = True) -> list[Unit]:
         """Build the units of one stage, ready for an executor.
 
@@ -226,19 +305,23 @@ class Pipeline:
                 f"`{need}` parameter; add `{need} = ...` to its parameters cell."
             )
         upstream = self.upstream(stage)
-        return [
-            Unit(
+        anchors = {"<results>": self.paths["work"], "<project>": self.repo.resolve()}
+        units = []
+        for label, scope_params, sub in self.unit_specs(stage.scope):
+            params = self.parameters(stage.name, scope_params)
+            units.append(Unit(
                 stage=stage.name,
                 label=label,
                 notebook=str(self.ipynb(stage.name) if generate else self.source(stage.name)),
                 source=str(self.source(stage.name)),
-                parameters=self.parameters(stage.name, scope_params),
+                parameters=params,
                 exec_dir=str(self.paths["work"] / sub),
                 cwd=str(self.nb_dir),
                 upstream=upstream,
-            )
-            for label, scope_params, sub in self.unit_specs(stage.scope)
-        ]
+                key_parameters=relocatable(params, anchors),
+                outputs=self.outputs(stage, scope_params),
+            ))  # fmt: skip
+        return units
 
 
 def check_config(pipe: Pipeline, stages: Sequence[Stage] = STAGES) -> None:
@@ -269,12 +352,12 @@ def check_config(pipe: Pipeline, stages: Sequence[Stage] = STAGES) -> None:
 
 
 def select_stages(spec: str | None, stages: Sequence[Stage] = STAGES) -> list[Stage]:
-    """Stages named by a comma-separated list of numbers or names (all when empty).
+    """Stages named by a comma-separated list of numbers or names (all when None).
 
     Parameters
     ----------
     spec : str or None
-        E.g. ``"00,03"`` or ``"01_preprocess_nuclei"``.
+        E.g. ``"00,03"`` or ``"01_preprocess_nuclei"``; None: every stage.
     stages : sequence of Stage
         Stages in run order.
 
@@ -286,11 +369,13 @@ def select_stages(spec: str | None, stages: Sequence[Stage] = STAGES) -> list[St
     Raises
     ------
     PipelineError
-        Naming the entries that match no stage.
+        Naming the entries that match no stage, or when ``spec`` names none (``","``).
     """
-    if not spec:
+    if spec is None:
         return list(stages)
     want = [w.strip() for w in spec.split(",") if w.strip()]
+    if not want:
+        raise PipelineError(f"--stages {spec!r} names no stage; see --list")
 
     def hit(name, w):
         return name == w or name.startswith(w + "_")
@@ -302,7 +387,7 @@ def select_stages(spec: str | None, stages: Sequence[Stage] = STAGES) -> list[St
 
 
 def write_condition_manifest(pipe: Pipeline, condition: str) -> None:
-    """Provenance of one held-out condition's results (config, paths, git, input checksums).
+    """Provenance of one held-out condition's results (config, paths, git, inputs, machine).
 
     Parameters
     ----------
@@ -311,13 +396,16 @@ def write_condition_manifest(pipe: Pipeline, condition: str) -> None:
     condition : str
         The held-out condition.
     """
-    data = pipe.paths["data"]
+    data, work = pipe.paths["data"], pipe.paths["work"]
+    # folders relative to the results folder: the manifest stays right when it moves
+    paths = {k: os.path.relpath(v, work) for k, v in pipe.paths.items()}
     write_manifest(
-        artifact(pipe.paths["work"], "manifest", condition=condition),
-        {"config": pipe.cfg, "paths": {k: str(v) for k, v in pipe.paths.items()}},
+        artifact(work, "manifest", condition=condition),
+        {"config": pipe.cfg, "paths": paths},
         [data / "metadata.csv", data / "screen.json", data / "network" / "edges.tsv",
          data / "network" / "expression.csv"],
         repo=pipe.repo,
+        base=data,
     )  # fmt: skip
 
 
@@ -385,6 +473,15 @@ def run_pipeline(pipe: Pipeline, stages: Sequence[Stage], executor, force: bool 
     every = []
     for stage in stages:
         units = pipe.units(stage)
+        missing = pipe.not_done(stage)
+        if missing:
+            print(
+                f"[run_all] WARNING: {stage.name} reads units without a done marker (failed "
+                f"or never run in this results folder; their outputs are missing or not "
+                f"made here): {', '.join(missing)}",
+                file=sys.stderr,
+                flush=True,
+            )
         t0 = time.perf_counter()
         results = executor.run(units, force=force, desc=stage.name)
         every += results

@@ -29,10 +29,12 @@ from i2r_utils.io import InputError, atomic_path, missing_mask_error, pair_image
 
 from .notebooks import execute, to_ipynb
 
-__all__ = ["NOTEBOOK", "build_parser", "check_inputs", "format_top10", "main"]
+__all__ = ["NOTEBOOK", "DEFAULT_RESULTS", "build_parser", "check_inputs", "format_top10", "main"]
 
 #: The notebook of new-target mode.
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "09_predict_new_target.py"
+#: Results of the default main job (the project's, whatever the current folder).
+DEFAULT_RESULTS = Path(__file__).resolve().parents[2] / "results" / "default_seed0"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--masks", help="folder of label masks named like the images (default: segment nuclei)"
     )
     p.add_argument(
-        "--results-dir", default="results/default_seed0", help="results of a completed main job"
+        "--results-dir",
+        default=str(DEFAULT_RESULTS),
+        help="results of a completed main job (default: the project's results/default_seed0)",
     )
     p.add_argument("--out", required=True, help="output folder (ranking.csv, top10.csv, ...)")
     p.add_argument(

@@ -1,4 +1,8 @@
-"""Run provenance: what produced a result (git commit, parameters, input checksums)."""
+"""Run provenance: what produced a result (git commit, parameters, input checksums, machine).
+
+Paths in a manifest are relative to the results folder (inputs: to their base folder), so a
+moved results folder keeps valid manifests.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from i2r_utils.io import file_digest, write_json
+from i2r_utils.runtime import runtime_info
 
 __all__ = ["git_state", "package_versions", "write_manifest"]
 
-_PACKAGES = ["i2r-utils", "numpy", "pandas", "torch", "scikit-learn", "scikit-image", "papermill"]
+_PACKAGES = [
+    "i2r-utils", "numpy", "scipy", "pandas", "torch", "scikit-learn", "scikit-image", "papermill",
+]  # fmt: skip
 
 
 def git_state(repo: str | Path = ".") -> dict:
@@ -59,7 +66,7 @@ def package_versions() -> dict:
     return out
 
 
-def write_manifest(path, parameters: dict, inputs: list, repo=".") -> Path:
+def write_manifest(path, parameters: dict, inputs: list, repo=".", base=None) -> Path:
     """Write a run manifest next to a run's outputs.
 
     Parameters
@@ -72,17 +79,25 @@ def write_manifest(path, parameters: dict, inputs: list, repo=".") -> Path:
         Input files to checksum (missing ones are recorded as such).
     repo : path-like
         Repository folder for the git state.
+    base : path-like, optional
+        Inputs inside this folder are named relative to it.
 
     Returns
     -------
     pathlib.Path
-        The written manifest.
+        The written manifest, with ``runtime``: threads, CPU capability, platform and the
+        versions of the numerical libraries (:func:`i2r_utils.runtime.runtime_info`).
     """
-    checksums = {str(p): (file_digest(p) if Path(p).is_file() else None) for p in map(Path, inputs)}
+
+    def name(p: Path) -> str:
+        return p.relative_to(base).as_posix() if base and p.is_relative_to(base) else str(p)
+
+    checksums = {name(p): (file_digest(p) if p.is_file() else None) for p in map(Path, inputs)}
     return write_json(
         {
             "git": git_state(repo),
             "packages": package_versions(),
+            "runtime": runtime_info(),
             "parameters": parameters,
             "inputs_sha256": checksums,
         },

@@ -34,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["download"]
 
+#: Seconds to wait for a connection and for each read.
+TIMEOUT = 20.0
+#: Retries after the first attempt.
+RETRIES = 3
 _USER_AGENT = "i2r-utils (+https://github.com/uhlerlab/image2reg re-implementation)"
 _RETRY_HTTP_CODES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Errors after which a download is retried (resuming its partial file). A transient HTTP
@@ -59,8 +63,8 @@ def download(
     md5: str | None = None,
     chunk_size: int = 1 << 20,
     progress: bool = True,
-    timeout: float = 60.0,
-    retries: int = 5,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
     backoff: float = 1.0,
 ) -> Path:
     """Download a URL to a file: resumable, retried, checksum-verified and atomic.
@@ -91,10 +95,14 @@ def download(
         Bytes read per chunk.
     progress : bool, default True
         Show a tqdm progress bar.
-    timeout : float, default 60
-        Socket timeout in seconds for connecting and for each read.
-    retries : int, default 5
-        Retries after the first attempt on connection errors (bounded).
+    timeout : float, default :data:`TIMEOUT`
+        Seconds to wait for the connection and for each read; a server that accepts the
+        connection and never answers fails the attempt after this long (a warning says so
+        and when the next attempt starts).
+    retries : int, default :data:`RETRIES`
+        Retries after the first attempt on connection errors (bounded): an unresponsive
+        server ends the download after about ``(retries + 1) * timeout`` seconds plus the
+        backoff.
     backoff : float, default 1.0
         Seconds before the first retry; doubled for each further retry.
 

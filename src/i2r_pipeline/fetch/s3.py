@@ -21,12 +21,18 @@ __all__ = ["download_object", "list_pages", "make_s3_client"]
 
 #: Error codes after which a resumed (ranged, conditional) request starts over.
 _RESTART_CODES = ("PreconditionFailed", "412", "InvalidRange", "416")
+#: Seconds to wait for a connection, and for each read of an answer.
+CONNECT_TIMEOUT, READ_TIMEOUT = 10, 20
+#: botocore's own attempts per request (silent); downloads add retries that warn.
+MAX_ATTEMPTS = 2
 
 
 def make_s3_client(endpoint_url: str | None = None, region: str = "us-east-1", **config_kwargs):
     """Create an anonymous (unsigned) boto3 S3 client for a public bucket.
 
-    No credentials are read or sent (``botocore.UNSIGNED``).
+    No credentials are read or sent (``botocore.UNSIGNED``). A server that accepts the
+    connection and never answers fails a request after :data:`MAX_ATTEMPTS` times
+    :data:`READ_TIMEOUT` seconds (:data:`CONNECT_TIMEOUT` for one that does not accept).
 
     Parameters
     ----------
@@ -49,9 +55,10 @@ def make_s3_client(endpoint_url: str | None = None, region: str = "us-east-1", *
 
     options: dict[str, Any] = {
         "signature_version": UNSIGNED,
-        "retries": {"max_attempts": 5, "mode": "standard"},
-        "connect_timeout": 30,
-        "read_timeout": 60,
+        # few silent botocore attempts: the downloads retry with a warning of their own
+        "retries": {"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        "connect_timeout": CONNECT_TIMEOUT,
+        "read_timeout": READ_TIMEOUT,
     }
     if endpoint_url:
         options["s3"] = {"addressing_style": "path"}
