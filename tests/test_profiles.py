@@ -27,6 +27,7 @@ def test_median_then_mean():
 
 # --- fold-space profiles, sphering, strong perturbations ---------------------------------------
 from i2r_utils.profiles import (  # noqa: E402
+    build_profiles,
     condition_means,
     fit_sphering,
     load_sphering,
@@ -180,3 +181,16 @@ def test_translation_profiles_three_representations(tmp_path):
     assert row["features__Nuclei_X"] == pytest.approx(feats.loc[1, "Nuclei_X"])
     with pytest.raises(InputError, match="unknown representation"):
         translation_profiles(tmp_path, "pixels")
+
+
+def test_sphering_convention_is_fitted_saved_and_checked(tmp_path):
+    wells = screen_wells()
+    pc, dp = fit_sphering(wells, lam=1e-2), fit_sphering(wells, 1e-2, convention="deepprofiler")
+    assert pc.convention == "pycytominer" and dp.convention == "deepprofiler"
+    assert not np.allclose(pc.zca_w, dp.zca_w)
+    back = load_sphering(dp.save(tmp_path / "dp.npz"))
+    assert back.convention == "deepprofiler" and np.allclose(back.zca_w, dp.zca_w)
+    ps = build_profiles(wells, 1e-2, convention="deepprofiler")
+    assert ps.sphering.convention == "deepprofiler"
+    with pytest.raises(InputError, match="sphering convention 'zca' unknown"):
+        fit_sphering(wells, 1e-2, convention="zca")

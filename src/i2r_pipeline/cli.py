@@ -21,6 +21,7 @@ from .config import validate_config
 from .executor import make_executor
 from .options import COMMANDS, list_stages, parse_args
 from .pipeline import Pipeline, check_config, load_config, plan, run_pipeline, select_stages
+from .realdata import dataset_job
 
 __all__ = [
     "COMMANDS",
@@ -91,6 +92,8 @@ def main_job(argv: list[str], root: Path) -> int:
     if args.list:
         list_stages()
         return 0
+    if args.dataset:
+        return dataset_job(args, root)
     if args.executor == "local" and (args.workers or args.scheduler_address):
         raise PipelineError("--workers/--scheduler-address need --executor dask.")
     pipe, stages = make_pipeline(args, root)

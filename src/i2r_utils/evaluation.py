@@ -37,7 +37,11 @@ from scipy.stats import fisher_exact, hypergeom
 
 from .columns import feature_columns
 
+#: Columns of copairs' average precision the AP tables keep.
+AP_COLUMNS = ["average_precision", "normalized_average_precision", "n_pos_pairs", "n_total_pairs"]
+
 __all__ = [
+    "AP_COLUMNS",
     "cosine_similarity",
     "average_precisions",
     "replicate_average_precisions",
@@ -91,9 +95,9 @@ def average_precisions(
     Returns
     -------
     pandas.DataFrame
-        ``Metadata_Condition``, ``diffby`` (when another column), ``annotation``,
-        ``average_precision``, ``n_pos_pairs``, ``n_total_pairs`` (copairs'
-        cosine-similarity ranking, self excluded); conditions without any positive get NaN.
+        ``Metadata_Condition``, ``diffby`` (when another column), ``annotation`` and
+        :data:`AP_COLUMNS` (copairs' cosine-similarity ranking, self excluded); conditions
+        without any positive get NaN.
     """
     df = profiles[profiles[annotation].notna()].reset_index(drop=True)
     ids = list(dict.fromkeys(["Metadata_Condition", diffby]))
@@ -103,7 +107,7 @@ def average_precisions(
         meta, feats, pos_sameby=[annotation], pos_diffby=[diffby],
         neg_sameby=[], neg_diffby=[annotation], progress_bar=False,
     )  # fmt: skip
-    keep = [*ids, annotation, "average_precision", "n_pos_pairs", "n_total_pairs"]
+    keep = [*ids, annotation, *AP_COLUMNS]
     return ap[keep].reset_index(drop=True)
 
 
@@ -129,8 +133,8 @@ def replicate_average_precisions(
     Returns
     -------
     pandas.DataFrame
-        ``by``, ``average_precision``, ``n_pos_pairs``, ``n_total_pairs``, one row per
-        treated well (NaN when it has no replicate).
+        ``by`` and :data:`AP_COLUMNS`, one row per treated well (NaN when it has no
+        replicate).
     """
     df = wells.reset_index(drop=True)
     is_ctl = (df[condition] == control).to_numpy()
@@ -145,7 +149,7 @@ def replicate_average_precisions(
         neg_diffby=[by, "Metadata_Reference"], progress_bar=False,
     )  # fmt: skip
     ap = ap[ap["Metadata_Reference"] == -1]
-    return ap[[by, "average_precision", "n_pos_pairs", "n_total_pairs"]].reset_index(drop=True)
+    return ap[[by, *AP_COLUMNS]].reset_index(drop=True)
 
 
 def mean_average_precisions(
@@ -169,14 +173,19 @@ def mean_average_precisions(
     Returns
     -------
     pandas.DataFrame
-        ``by``, ``mAP``, ``p_value``, ``corrected_p_value``, ``retrieved``.
+        ``by``, ``mAP``, ``mnAP`` (mean normalised AP: 0 at chance, 1 at best),
+        ``p_value``, ``corrected_p_value``, ``retrieved``.
     """
     ap = ap.dropna(subset=["average_precision"])
     out = mean_average_precision(
         ap, [by], null_size=null_size, threshold=threshold, seed=seed, progress_bar=False
     )
-    out = out.rename(columns={"mean_average_precision": "mAP", "below_corrected_p": "retrieved"})
-    return out[[by, "mAP", "p_value", "corrected_p_value", "retrieved"]].reset_index(drop=True)
+    names = {"mean_average_precision": "mAP", "mean_normalized_average_precision": "mnAP",
+             "below_corrected_p": "retrieved"}  # fmt: skip
+    out = out.rename(columns=names)
+    return out[[by, "mAP", "mnAP", "p_value", "corrected_p_value", "retrieved"]].reset_index(
+        drop=True
+    )
 
 
 def _odds_ratio(a, b, c, d, zero=(0, 1, 2, 3)) -> np.ndarray:
