@@ -30,6 +30,7 @@ n_shuffles = 2  # shuffled-label draws of the random baseline
 null_size = 1000  # copairs null rankings per group (replicate and MoA mAP p-values)
 n_null = 100  # random groups per size (replicate-correlation null)
 max_moas = 3  # 0: every mechanism; N: only compounds of the first N mechanisms (quick runs)
+max_features = 0  # 0: every feature; N: only the first N features (quick runs)
 n_moas = 10  # mechanisms coloured in the PCA map
 seed = 0  # seed of the shuffles and the nulls
 
@@ -81,6 +82,10 @@ if max_moas:
     wells = wells[wells["Metadata_MoA"].isin(keep) | (wells["Metadata_Condition"] == CONTROL)]
     wells = wells.reset_index(drop=True)
     print(f"quick run: only the compounds of {keep} and the controls")
+if max_features:
+    feats = feature_columns(wells)
+    wells = wells[[c for c in wells if c not in feats] + feats[:max_features]]
+    print(f"quick run: only the first {max_features} of {len(feats)} features")
 timings["load"] = time.perf_counter() - t0
 treated = wells[wells["Metadata_Condition"] != CONTROL]
 overview = pd.Series({

@@ -74,6 +74,8 @@ _PROFILE_RUN = {
     "n_shuffles": 20,
     "null_size": 10000,
     "n_null": 1000,
+    "max_moas": 0,
+    "max_features": 0,
 }
 
 DATASETS: tuple[Dataset, ...] = (
