@@ -256,9 +256,10 @@ for ax, (col, label) in zip(axes[0], panels, strict=True):
     ax.set_xscale("log")
     ax.set_xlabel("regulariser lambda")
     ax.set_ylabel(label)
-axes[0, 0].legend(fontsize=7, frameon=False, loc="best")
+handles, labels = axes[0, 0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
 fig.suptitle(f"{profile_set}: profile metrics against the sphering regulariser", fontsize=10)
-fig.tight_layout()
+fig.tight_layout(rect=(0, 0.08, 1, 1))
 save_figure(fig, Path(figures_dir) / "fig_real_sphering_sweep")
 
 # %% [markdown]
@@ -301,7 +302,7 @@ ax2.scatter(strong["score"], strong["replicate_correlation"], c=colors, s=14, ed
 ax2.axhline(
     strong["null_95"].median(), color="k", ls=":", lw=1, label="95th percentile, random groups"
 )
-ax2.set_xscale("symlog")
+ax2.set_xscale("log" if (strong["score"] > 0).all() else "symlog")
 ax2.set_xlabel("Algorithm 1 score (sum of z over plates)")
 ax2.set_ylabel("replicate correlation (median Pearson)")
 ax2.legend(frameon=False, fontsize=8, loc="lower right")
