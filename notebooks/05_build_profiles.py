@@ -22,7 +22,8 @@ data_dir = "../data/synthetic/tiny"  # screen folder (truth/genes.csv gives the 
 work_dir = "../results/tiny"  # results of this data set
 figures_dir = "../results/tiny/figures"  # figure folder
 n_folds = 2  # number of folds of conditions, as in notebook 04
-sphering_lambda = 0.01  # ZCA regulariser added to the control singular values
+sphering_lambda = 0.01  # ZCA regulariser (singular values or eigenvalues, by convention)
+sphering_convention = "pycytominer"  # ZCA convention: pycytominer | deepprofiler (thesis)
 seed = 0  # random seed of the untrained encoder and of the random-profile baseline
 condition_embedding = "profiles"  # "profiles" (sphered) or "nucleus_mean" (Image2Reg: plain mean)
 threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
@@ -100,7 +101,8 @@ pd.DataFrame(
 # 2. image -> well: the **mean** of the well's images;
 # 3. batch correction: every plate is standardised to its own `EMPTY` wells, then a ZCA
 #    sphering transform fitted on all control wells is applied (pycytominer's
-#    `Spherize(ZCA)` convention, regulariser `sphering_lambda`): control variation becomes
+#    `Spherize(ZCA)` convention by default, DeepProfiler's with `sphering_convention:
+#    deepprofiler`; regulariser `sphering_lambda`): control variation becomes
 #    white noise, so a condition's profile measures how it differs from the control;
 # 4. well -> condition: the **mean** of the condition's wells, before and after sphering.
 #
@@ -115,7 +117,7 @@ pd.DataFrame(
 cnn_wells, cnn_conds, sets = [], [], {}
 for k in range(n_folds):
     emb = read_table(artifact(work_dir, "encoder_embeddings", fold=k))
-    ps = build_profiles(emb, sphering_lambda)
+    ps = build_profiles(emb, sphering_lambda, convention=sphering_convention)
     ps.sphering.save(artifact(work_dir, "sphering_fold", fold=k))
     held = set(infos[k]["held_out"])
     for df, out in ((ps.wells_after, cnn_wells), (ps.conditions_after, cnn_conds)):
@@ -172,7 +174,7 @@ feat_files = sorted(artifact(work_dir, "features_dir").glob("*.parquet"))
 if not feat_files:
     raise InputError(f"{artifact(work_dir, 'features_dir')}: no feature tables; run notebook 01.")
 features = pd.concat([read_table(p) for p in feat_files], ignore_index=True)
-feat_ps = build_profiles(features, sphering_lambda)
+feat_ps = build_profiles(features, sphering_lambda, convention=sphering_convention)
 feat_ps.sphering.save(artifact(work_dir, "sphering_features"))
 write_table(feat_ps.wells_after, artifact(work_dir, "features_well_profiles"))
 write_table(feat_ps.conditions_after, artifact(work_dir, "features_condition_profiles"))
@@ -180,7 +182,7 @@ write_table(feat_ps.conditions_after, artifact(work_dir, "features_condition_pro
 crops = load_crops(artifact(work_dir, "nuclei_dir"), nuclei)
 untrained_model = build_model(EncoderParams(**{**infos[0]["params"], "seed": seed}), n_classes=1)
 untrained = embedding_table(nuclei, embed(untrained_model, crops, progress=True))
-unt_ps = build_profiles(untrained, sphering_lambda)
+unt_ps = build_profiles(untrained, sphering_lambda, convention=sphering_convention)
 unt_ps.sphering.save(artifact(work_dir, "sphering_untrained"))
 write_table(unt_ps.conditions_after, artifact(work_dir, "untrained_condition_profiles"))
 print(

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from fetch_servers import isolate_aws, make_cpg_bucket, serve_http, serve_moto
 
@@ -50,13 +52,15 @@ def single_torch_thread():
     torch.set_num_threads(before)
 
 
+# --- real public data (../shared/data beside the repository) --------------------------------
 @pytest.fixture(scope="session")
 def shared_data():
-    """The shared real-data folder: ``<repo>/../shared/data``, else ``/work/shared/data``."""
-    from pathlib import Path
+    """The shared real-data folder: ``<repo>/../shared/data``, else ``/work/shared/data``.
 
+    Skips the test when neither exists (the data are never copied into the repository).
+    """
     repo = Path(__file__).resolve().parents[1]
     for folder in (repo.parent / "shared" / "data", Path("/work/shared/data")):
         if folder.is_dir():
             return folder
-    pytest.skip("no shared real-data folder (../shared/data beside the repository)")
+    pytest.skip("real data not found: put the shared data folder at ../shared/data")

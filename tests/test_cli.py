@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from i2r_pipeline import PipelineError, cli
+from i2r_pipeline.datasets import DATASETS
 from i2r_pipeline.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,8 @@ def test_list_and_option_errors_name_the_fix(capsys):
     assert cli.main(["--list"], root=ROOT) == 0
     listing = capsys.readouterr().out.splitlines()
     assert listing[0] == f"{'00_simulate_screen':28s} dataset"
-    assert "01_preprocess_nuclei         plate" in listing and len(listing) == len(STAGES)
+    assert "01_preprocess_nuclei         plate" in listing
+    assert len(listing) == len(STAGES) + len(DATASETS)
     with pytest.raises(SystemExit, match=r"^run_all.py: --workers/--scheduler-address need"):
         cli.main(["--workers", "2"], root=ROOT)
     with pytest.raises(SystemExit, match=r"^run_all.py: unknown stages \['09'\]; see --list"):

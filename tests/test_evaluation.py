@@ -7,7 +7,12 @@ from i2r_utils.evaluation import (
     cosine_similarity,
     evaluate_fold_spaces,
     evaluate_space,
+    mean_average_precisions,
+    nearest_neighbour_accuracy,
     pair_enrichment,
+    query_enrichment,
+    query_enrichment_table,
+    replicate_average_precisions,
 )
 
 SEED = 0
@@ -70,3 +75,67 @@ def test_fold_spaces_use_their_own_queries():
     res = evaluate_fold_spaces(spaces, folds, top=0.1).set_index("fold")
     assert res.loc["0", "mAP"] == pytest.approx(1.0) and res.loc["1", "mAP"] < 0.9
     assert np.allclose(np.diag(cosine_similarity(df[feats].to_numpy())), 1.0)
+
+
+def test_query_enrichment_counts_each_query_in_its_own_top():
+    # 4 profiles; a-b same annotation, c-d same annotation; similarities by hand
+    sim = np.array([[1, 0.9, 0.1, 0.2], [0.9, 1, 0.3, 0.8], [0.1, 0.3, 1, 0.4],
+                    [0.2, 0.8, 0.4, 1]])  # fmt: skip
+    lab = np.array([0, 0, 1, 1])
+    same = lab[:, None] == lab[None, :]
+    t = query_enrichment_table(sim, same, top=0.34).set_index("query")  # top 1 of 3
+    assert t.n_top.eq(1).all() and t.hits.tolist() == [1, 1, 1, 0]  # d's top is b
+    # a: hits 1 of top 1, 1 positive of 3 -> table [[1, 0], [0, 2]]: +0.5 (finite)
+    assert t.loc[0, "odds_ratio"] == pytest.approx(1.5 * 2.5 / (0.5 * 0.5))
+    assert t.loc[3, "odds_ratio"] == 0.0 and t.loc[3, "p_value"] == pytest.approx(1.0)
+    assert t.loc[0, "p_value"] == pytest.approx(1 / 3)  # one-sided Fisher = hypergeometric
+    res = query_enrichment(sim, same, top=0.34)
+    assert res["hits"] == 3 and res["n_queries"] == 4
+    assert res["fold_enrichment"] == pytest.approx(t.odds_ratio.mean())
+    # candidates: forbidding a-b leaves a and b without positives (no longer queries)
+    cand = ~np.eye(4, dtype=bool)
+    cand[0, 1] = cand[1, 0] = False
+    assert query_enrichment_table(sim, same, cand, top=0.34)["query"].tolist() == [2, 3]
+
+
+def test_nearest_neighbour_accuracy_not_same_compound_and_batch():
+    x = np.array([[1, 0], [0.99, 0.1], [0.9, 0.3], [0, 1], [0.1, 0.99]])
+    moa = ["A", "A", "B", "B", None]
+    comp = np.array(["c1", "c1", "c2", "c3", "c4"])
+    allowed = nearest_neighbour_accuracy(x, moa).set_index("query")
+    assert allowed.predicted.tolist() == ["A", "A", "A", "B"][:4] and len(allowed) == 4
+    nsc = nearest_neighbour_accuracy(x, moa, comp[:, None] == comp).set_index("query")
+    # rows 0 and 1 share a compound: their only same-MoA partner is excluded -> not scored
+    assert nsc.index.tolist() == [2, 3] and nsc.loc[2, "predicted"] == "A"
+    assert nsc.loc[3, "neighbour"] == 2 and nsc.loc[3, "correct"]
+
+
+def test_replicate_average_precision_ranks_replicates_against_controls():
+    x = np.array([[1, 0], [0.95, 0.2], [0.2, 1], [0.8, 0.6], [0.5, 0.5], [0, 1.0]])
+    wells = pd.DataFrame(x, columns=["f1", "f2"]).assign(
+        Metadata_Compound=["t", "t", "u", "u", "DMSO", "DMSO"],
+        Metadata_Condition=["t", "t", "u", "u", "DMSO", "DMSO"],
+    )
+    ap = replicate_average_precisions(wells, "Metadata_Compound", "DMSO")
+    assert len(ap) == 4 and ap.n_total_pairs.eq(3).all()  # 1 replicate + 2 controls
+    assert ap.Metadata_Compound.tolist() == ["t", "t", "u", "u"]
+    # well 0: its replicate (cos 0.98) before both controls -> AP 1; well 2 (0.2, 1): both
+    # controls (cos 0.98, 0.83) before its replicate (0.75) -> AP 1/3
+    assert ap.average_precision.iloc[0] == pytest.approx(1.0)
+    assert ap.average_precision.iloc[2] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="no control wells"):
+        replicate_average_precisions(wells, "Metadata_Compound", "EMPTY")
+
+
+def test_mean_average_precisions_retrieve_perfect_groups_only():
+    df = clustered(n_per=6, n_groups=3, noise=0.05)
+    df.loc[df.Metadata_Annotation == 2, ["f0", "f1", "f2"]] = (
+        np.random.default_rng(3).normal(size=(6, 3)) * 100
+    )  # group 2 scattered
+    ap = average_precisions(df)
+    out = mean_average_precisions(ap, "Metadata_Annotation", null_size=500).set_index(
+        "Metadata_Annotation"
+    )
+    assert out.loc["0", "retrieved"] and out.loc["1", "retrieved"]
+    assert out.loc["0", "mAP"] == pytest.approx(1.0) and out.loc["2", "mAP"] < 0.9
+    assert set(out.columns) >= {"mnAP", "p_value", "corrected_p_value"}

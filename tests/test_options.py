@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from i2r_pipeline import options
+from i2r_pipeline.datasets import dataset_lines
 from i2r_pipeline.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,7 +15,7 @@ PKG = ROOT / "src" / "i2r_pipeline"
 
 
 def test_options_and_what_it_imports_are_standard_library_only():
-    for name in ("__init__.py", "options.py", "stages.py"):
+    for name in ("__init__.py", "options.py", "stages.py", "datasets.py"):
         tree = ast.parse((PKG / name).read_text())
         top = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
                for a in n.names}  # fmt: skip
@@ -22,14 +23,14 @@ def test_options_and_what_it_imports_are_standard_library_only():
                 if isinstance(n, ast.ImportFrom) and n.level == 0}  # fmt: skip
         assert top <= set(sys.stdlib_module_names) | {"__future__"}, (name, top)
         relative = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level}
-        assert relative <= {"stages", None}, (name, relative)
+        assert relative <= {"stages", "datasets", None}, (name, relative)
 
 
 def test_preflight_answers_list_and_names_extras(monkeypatch, capsys):
     monkeypatch.delenv("I2R_EXECUTOR", raising=False)
     assert options.preflight(["--list"], ROOT) == (0, "")
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"{s.name:28s} {s.scope}" for s in STAGES]
+    assert out == [f"{s.name:28s} {s.scope}" for s in STAGES] + dataset_lines()
     assert options.preflight([], ROOT) == (None, "")
     assert options.preflight(["--executor", "dask"], ROOT) == (None, "cluster")
     assert options.preflight(["test", "-k", "x"], ROOT) == (None, "dev")

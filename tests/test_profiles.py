@@ -27,6 +27,7 @@ def test_median_then_mean():
 
 # --- fold-space profiles, sphering, strong perturbations ---------------------------------------
 from i2r_utils.profiles import (  # noqa: E402
+    build_profiles,
     condition_means,
     fit_sphering,
     load_sphering,
@@ -206,3 +207,16 @@ def test_nucleus_means_are_the_plain_mean_without_the_control():
     chain = condition_means(well_profiles(nuclei))
     assert not np.allclose(chain.set_index("Metadata_Condition").loc["X", "cnn_0"],
                            out.iloc[0]["cnn_0"])  # fmt: skip
+
+
+def test_sphering_convention_is_fitted_saved_and_checked(tmp_path):
+    wells = screen_wells()
+    pc, dp = fit_sphering(wells, lam=1e-2), fit_sphering(wells, 1e-2, convention="deepprofiler")
+    assert pc.convention == "pycytominer" and dp.convention == "deepprofiler"
+    assert not np.allclose(pc.zca_w, dp.zca_w)
+    back = load_sphering(dp.save(tmp_path / "dp.npz"))
+    assert back.convention == "deepprofiler" and np.allclose(back.zca_w, dp.zca_w)
+    ps = build_profiles(wells, 1e-2, convention="deepprofiler")
+    assert ps.sphering.convention == "deepprofiler"
+    with pytest.raises(InputError, match="sphering convention 'zca' unknown"):
+        fit_sphering(wells, 1e-2, convention="zca")

@@ -20,6 +20,7 @@ from .executor import make_executor
 from .lock import folder_lock
 from .options import COMMANDS, list_stages, parse_args
 from .pipeline import Pipeline, check_config, load_config, plan, run_pipeline, select_stages
+from .realdata import dataset_job
 
 #: The one line printed after Ctrl-C.
 INTERRUPTED = (
@@ -103,6 +104,8 @@ def main_job(argv: list[str], root: Path) -> int:
     if args.list:
         list_stages()
         return 0
+    if args.dataset:
+        return dataset_job(args, root)
     if args.executor == "local" and (args.workers or args.scheduler_address):
         raise PipelineError("--workers/--scheduler-address need --executor dask.")
     pipe, stages = make_pipeline(args, root)

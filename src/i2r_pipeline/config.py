@@ -79,6 +79,8 @@ CHECKS: dict[str, tuple[Callable, str]] = {
     "metric": choice("euclidean", "cosine"),
     "gae_epochs": integer(1),
     "unet_epochs": integer(1),
+    # sphering convention (profiles)
+    "sphering_convention": choice("pycytominer", "deepprofiler"),
 }
 
 # --- translation elements of the original Image2Reg (i2r_utils.directions, .ranking, .profiles)

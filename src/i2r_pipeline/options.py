@@ -4,6 +4,7 @@
     python3 run_all.py test            # lint, unit tests, papermill smoke run of every notebook
     python3 run_all.py predict ...     # rank genes for a new target (i2r_pipeline.predict)
     python3 run_all.py data ...        # fetch public data (i2r_pipeline.fetch)
+    python3 run_all.py --dataset NAME  # a real-data notebook (--list) into results/NAME/
 
 Options (main job): --size tiny|default, --conditions A,B | --all-conditions,
 --stages 00,03, --data-dir, --results-dir, --figures-dir, --seed, --no-random-baseline,
@@ -26,6 +27,7 @@ import os
 import sys
 from pathlib import Path
 
+from .datasets import DATASETS, dataset_lines
 from .stages import STAGES
 
 __all__ = [
@@ -91,7 +93,13 @@ def build_parser(root: Path) -> argparse.ArgumentParser:
         help="check the configuration, print each selected stage's units and whether each "
         "would run or is complete; run nothing",
     )
-    ap.add_argument("--list", action="store_true", help="list the stages and exit")
+    ap.add_argument("--list", action="store_true", help="list the stages and data sets and exit")
+    ap.add_argument(
+        "--dataset",
+        choices=[d.name for d in DATASETS],
+        help="run this real-data notebook (see --list) into results/<name>/ instead of the "
+        "main job",
+    )
     ap.add_argument(
         "--executor",
         choices=["local", "dask"],
@@ -144,9 +152,10 @@ def parse_args(argv: list[str], root: Path) -> argparse.Namespace:
 
 
 def list_stages() -> None:
-    """Print each stage's name and scope, one a line (``--list``)."""
+    """Print each stage's name and scope, then each ``--dataset``, one a line (``--list``)."""
     for stage in STAGES:
         print(f"{stage.name:28s} {stage.scope}")
+    print("\n".join(dataset_lines()))
 
 
 def unknown_command(word: str) -> str:

@@ -78,6 +78,16 @@ ARTIFACTS: dict[str, str] = {
     "real_interactomes": "real_interactome/interactomes.csv",
     "real_gene_embeddings": "real_interactome/gene_embeddings_{rule}.parquet",
     "real_interactome_info": "real_interactome/info.json",
+    # real profile sets (run_all.py --dataset): relative to results/<dataset>
+    "real_evaluation": "tables/evaluation.csv",
+    "real_shuffled_baseline": "tables/shuffled_baseline.csv",
+    "real_replicate_map": "tables/replicate_map.csv",
+    "real_moa_map": "tables/moa_map.csv",
+    "real_query_enrichment": "tables/query_enrichment.csv",
+    "real_nn_accuracy": "tables/nn_accuracy.csv",
+    "real_sphering_sweep": "tables/sphering_sweep.csv",
+    "real_strong_perturbations": "tables/strong_perturbations.csv",
+    "real_summary": "summary.json",
     # new-target mode: relative to its own output folder (not a main job's work_dir)
     "prediction_ranking": "ranking.csv",
     "prediction_top10": "top10.csv",

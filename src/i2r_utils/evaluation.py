@@ -11,6 +11,15 @@ over-expressed gene).
   when a cell is empty).
 * Hits in the top 1 %: the number of same-annotation pairs among them.
 
+The thesis (Moshkov) forms of the last two are computed per query
+(:func:`query_enrichment`): each query's own top 1 % most similar profiles against the
+rest, the odds ratios averaged over queries, and the hits counted as queries with at least
+one same-annotation profile in their own top 1 %. :func:`replicate_average_precisions`
+is copairs' phenotypic-activity mAP (a perturbation's replicates retrieved against the
+control wells), :func:`mean_average_precisions` its per-perturbation mean with copairs'
+permutation p-values, and :func:`nearest_neighbour_accuracy` the 1-nearest-neighbour
+mechanism-of-action accuracy of Ljosa et al. 2013 (not-same-compound, not-same-batch).
+
 Fold spaces: the profiles of different fold encoders live in different spaces and are not
 comparable. :func:`evaluate_fold_spaces` evaluates within each space, using as queries only
 the conditions held out by that space's encoder (pairs with at least one of them), and
@@ -23,15 +32,24 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from copairs.map import average_precision
-from scipy.stats import fisher_exact
+from copairs.map import average_precision, mean_average_precision
+from scipy.stats import fisher_exact, hypergeom
 
 from .columns import feature_columns
 
+#: Columns of copairs' average precision the AP tables keep.
+AP_COLUMNS = ["average_precision", "normalized_average_precision", "n_pos_pairs", "n_total_pairs"]
+
 __all__ = [
+    "AP_COLUMNS",
     "cosine_similarity",
     "average_precisions",
+    "replicate_average_precisions",
+    "mean_average_precisions",
     "pair_enrichment",
+    "query_enrichment_table",
+    "query_enrichment",
+    "nearest_neighbour_accuracy",
     "evaluate_space",
     "evaluate_fold_spaces",
 ]
@@ -57,33 +75,127 @@ def cosine_similarity(x: np.ndarray) -> np.ndarray:
 
 
 def average_precisions(
-    profiles: pd.DataFrame, annotation: str = "Metadata_Annotation"
+    profiles: pd.DataFrame,
+    annotation: str = "Metadata_Annotation",
+    diffby: str = "Metadata_Condition",
 ) -> pd.DataFrame:
     """Average precision of every condition retrieving its same-annotation conditions.
 
     Parameters
     ----------
     profiles : pandas.DataFrame
-        One row per condition: ``Metadata_Condition``, ``annotation`` and features.
+        One row per condition: ``Metadata_Condition``, ``annotation``, ``diffby`` and
+        features.
     annotation : str
         Annotation column; rows with a missing annotation are dropped.
+    diffby : str
+        Positives must differ in this column too (e.g. ``Metadata_Compound``: another
+        compound of the same mechanism, the not-same-compound rule).
 
     Returns
     -------
     pandas.DataFrame
-        ``Metadata_Condition``, ``annotation``, ``average_precision``, ``n_pos_pairs``,
-        ``n_total_pairs`` (copairs' cosine-similarity ranking, self excluded); conditions
+        ``Metadata_Condition``, ``diffby`` (when another column), ``annotation`` and
+        :data:`AP_COLUMNS` (copairs' cosine-similarity ranking, self excluded); conditions
         without any positive get NaN.
     """
     df = profiles[profiles[annotation].notna()].reset_index(drop=True)
-    meta = df[["Metadata_Condition", annotation]].astype(str)
+    ids = list(dict.fromkeys(["Metadata_Condition", diffby]))
+    meta = df[[*ids, annotation]].astype(str)
     feats = df[feature_columns(df)].to_numpy(np.float64)
     ap = average_precision(
-        meta, feats, pos_sameby=[annotation], pos_diffby=["Metadata_Condition"],
+        meta, feats, pos_sameby=[annotation], pos_diffby=[diffby],
         neg_sameby=[], neg_diffby=[annotation], progress_bar=False,
     )  # fmt: skip
-    keep = ["Metadata_Condition", annotation, "average_precision", "n_pos_pairs", "n_total_pairs"]
+    keep = [*ids, annotation, *AP_COLUMNS]
     return ap[keep].reset_index(drop=True)
+
+
+def replicate_average_precisions(
+    wells: pd.DataFrame, by: str, control: str, condition: str = "Metadata_Condition"
+) -> pd.DataFrame:
+    """Phenotypic activity (copairs): each well retrieves its replicates among the controls.
+
+    A treated well's positives are the other wells with its ``by`` value; its negatives
+    are the control wells (other treatments are not ranked). Control wells are not queries.
+
+    Parameters
+    ----------
+    wells : pandas.DataFrame
+        Well profiles with ``by``, ``condition`` and features.
+    by : str
+        Replicate column, e.g. ``Metadata_Compound`` or ``Metadata_Condition``.
+    control : str
+        Value of ``condition`` marking the control wells (e.g. ``"DMSO"``).
+    condition : str
+        Column that marks the controls.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``by`` and :data:`AP_COLUMNS`, one row per treated well (NaN when it has no
+        replicate).
+    """
+    df = wells.reset_index(drop=True)
+    is_ctl = (df[condition] == control).to_numpy()
+    if is_ctl.sum() < 1:
+        raise ValueError(f"no control wells ({condition} == {control!r}) to rank against")
+    ref = np.where(is_ctl, np.arange(len(df)), -1)  # controls: no control-control positives
+    meta = pd.DataFrame({by: df[by].astype(str), "Metadata_Reference": ref})
+    meta.loc[is_ctl, by] = control
+    ap = average_precision(
+        meta, df[feature_columns(df)].to_numpy(np.float64),
+        pos_sameby=[by, "Metadata_Reference"], pos_diffby=[], neg_sameby=[],
+        neg_diffby=[by, "Metadata_Reference"], progress_bar=False,
+    )  # fmt: skip
+    ap = ap[ap["Metadata_Reference"] == -1]
+    return ap[[by, *AP_COLUMNS]].reset_index(drop=True)
+
+
+def mean_average_precisions(
+    ap: pd.DataFrame, by: str, null_size: int = 10000, threshold: float = 0.05, seed: int = 0
+) -> pd.DataFrame:
+    """Mean average precision per group, with copairs' permutation p-values (BH-corrected).
+
+    Parameters
+    ----------
+    ap : pandas.DataFrame
+        Average precisions (:func:`replicate_average_precisions`, :func:`average_precisions`).
+    by : str
+        Group column (e.g. the compound).
+    null_size : int
+        Random rankings in the null distribution of each group.
+    threshold : float
+        Significance level of ``retrieved`` (corrected p-value below it).
+    seed : int
+        Seed of the null distribution.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``by``, ``mAP``, ``mnAP`` (mean normalised AP: 0 at chance, 1 at best),
+        ``p_value``, ``corrected_p_value``, ``retrieved``.
+    """
+    ap = ap.dropna(subset=["average_precision"])
+    out = mean_average_precision(
+        ap, [by], null_size=null_size, threshold=threshold, seed=seed, progress_bar=False
+    )
+    names = {"mean_average_precision": "mAP", "mean_normalized_average_precision": "mnAP",
+             "below_corrected_p": "retrieved"}  # fmt: skip
+    out = out.rename(columns=names)
+    return out[[by, "mAP", "mnAP", "p_value", "corrected_p_value", "retrieved"]].reset_index(
+        drop=True
+    )
+
+
+def _odds_ratio(a, b, c, d, zero=(0, 1, 2, 3)) -> np.ndarray:
+    """Odds ratio ``a d / (b c)``; +0.5 on every cell of a table with a 0 among ``zero``.
+
+    ``zero`` holds indices into ``(a, b, c, d)``.
+    """
+    cells = np.stack(np.broadcast_arrays(a, b, c, d)).astype(float)
+    cells = cells + 0.5 * (cells[list(zero)] == 0).any(axis=0)
+    return cells[0] * cells[3] / (cells[1] * cells[2])
 
 
 def pair_enrichment(
@@ -120,10 +232,7 @@ def pair_enrichment(
     a, b = int((pos & in_top).sum()), int((~pos & in_top).sum())
     c, d = int((pos & ~in_top).sum()), int((~pos & ~in_top).sum())
     _, p = fisher_exact([[a, b], [c, d]], alternative="greater")
-    cells = np.array([a, b, c, d], float)
-    if (cells == 0).any():
-        cells += 0.5
-    odds = cells[0] * cells[3] / (cells[1] * cells[2])
+    odds = _odds_ratio(a, b, c, d)
     return {
         "fold_enrichment": float(odds),
         "p_value": float(p),
@@ -132,6 +241,132 @@ def pair_enrichment(
         "n_pairs": n_pairs,
         "n_positive_pairs": int(pos.sum()),
     }
+
+
+def query_enrichment_table(
+    sim: np.ndarray, same: np.ndarray, candidates: np.ndarray | None = None, top: float = 0.01
+) -> pd.DataFrame:
+    """Per-query folds of enrichment in the query's own top fraction (thesis form).
+
+    For query ``i`` the candidates are the profiles ``j != i`` with ``candidates[i, j]``;
+    its top are its ``max(1, round(top * n_candidates))`` most similar candidates (ties
+    broken by order). The 2 x 2 table (same annotation or not, in the top or not) gives
+    the sample odds ratio ``a d / (b c)`` and the one-sided Fisher p-value. A query without
+    a hit has odds ratio 0; a table with an empty off-diagonal cell (every top profile a
+    positive, or every positive in the top) gets +0.5 on every cell so that the ratio stays
+    finite. (Haldane's correction on every table with a zero, as in the pooled form, would
+    give a query without any hit an odds ratio far above 1 when the top holds few profiles.)
+
+    Parameters
+    ----------
+    sim : numpy.ndarray
+        ``(n, n)`` similarities.
+    same : numpy.ndarray
+        ``(n, n)`` boolean: same annotation.
+    candidates : numpy.ndarray, optional
+        ``(n, n)`` boolean: pairs that may be compared (e.g. not the same compound); all
+        pairs when None. The diagonal is always excluded.
+    top : float
+        Fraction of each query's candidates in its top.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per query with at least one positive candidate: ``query`` (row index),
+        ``n_candidates``, ``n_positives``, ``n_top``, ``hits`` (positives in the top),
+        ``odds_ratio``, ``p_value``.
+    """
+    n = sim.shape[0]
+    allowed = np.ones((n, n), bool) if candidates is None else np.asarray(candidates, bool).copy()
+    np.fill_diagonal(allowed, False)
+    rows = []
+    for i in range(n):
+        cand = np.flatnonzero(allowed[i])
+        pos = np.asarray(same[i, cand], bool)
+        if not pos.any():
+            continue
+        k = max(1, int(round(top * len(cand))))
+        order = np.argsort(-sim[i, cand], kind="stable")[:k]
+        rows.append((i, len(cand), int(pos.sum()), k, int(pos[order].sum())))
+    cols = ["query", "n_candidates", "n_positives", "n_top", "hits"]
+    out = pd.DataFrame(rows, columns=cols)
+    a, m, npos, k = out.hits, out.n_candidates, out.n_positives, out.n_top
+    out["odds_ratio"] = _odds_ratio(a, k - a, npos - a, m - npos - k + a, zero=(1, 2))
+    out["p_value"] = hypergeom.sf(a - 1, m, npos, k)  # P(X >= a): one-sided Fisher
+    return out
+
+
+def query_enrichment(
+    sim: np.ndarray, same: np.ndarray, candidates: np.ndarray | None = None, top: float = 0.01
+) -> dict:
+    """Thesis folds of enrichment and hits in the top fraction, per query then averaged.
+
+    Parameters
+    ----------
+    sim, same, candidates, top
+        As :func:`query_enrichment_table`.
+
+    Returns
+    -------
+    dict
+        ``fold_enrichment`` (mean odds ratio over queries), ``median_odds_ratio``,
+        ``hits`` (queries with at least one same-annotation profile in their own top),
+        ``n_queries`` (queries with at least one positive candidate), ``n_significant``
+        (queries with one-sided Fisher p < 0.05).
+    """
+    t = query_enrichment_table(sim, same, candidates, top)
+    empty = t.empty
+    return {
+        "fold_enrichment": np.nan if empty else float(t.odds_ratio.mean()),
+        "median_odds_ratio": np.nan if empty else float(t.odds_ratio.median()),
+        "hits": int((t.hits > 0).sum()),
+        "n_queries": len(t),
+        "n_significant": int((t.p_value < 0.05).sum()),
+    }
+
+
+def nearest_neighbour_accuracy(
+    x: np.ndarray, labels: Sequence, exclude: np.ndarray | None = None
+) -> pd.DataFrame:
+    """1-nearest-neighbour (cosine) classification of every profile by its neighbours' labels.
+
+    Ljosa et al. 2013: a treatment's mechanism is predicted as that of its most similar
+    treatment of another compound (not-same-compound, NSC); not-same-compound-or-batch
+    (NSB) also excludes the treatments of its batch. A query is scored only when some
+    allowed neighbour shares its label (otherwise no answer could be right; under NSB this
+    drops the mechanisms found in one batch only, as Ando et al. 2017 do).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(n, d)`` profiles.
+    labels : sequence
+        ``n`` labels (missing labels: never a query nor a neighbour).
+    exclude : numpy.ndarray, optional
+        ``(n, n)`` boolean: pairs that may not be neighbours (the diagonal always).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scored query: ``query`` (row index), ``label``, ``predicted``,
+        ``neighbour`` (row index), ``similarity``, ``correct``.
+    """
+    lab = pd.Series(list(labels), dtype=object)
+    known = lab.notna().to_numpy()
+    lab = lab.astype(str).to_numpy()
+    sim = cosine_similarity(x)
+    allowed = known[:, None] & known[None, :]
+    if exclude is not None:
+        allowed &= ~np.asarray(exclude, bool)
+    np.fill_diagonal(allowed, False)
+    possible = (allowed & (lab[:, None] == lab[None, :])).any(axis=1)
+    masked = np.where(allowed, sim, -np.inf)
+    nn = masked.argmax(axis=1)
+    q = np.flatnonzero(known & possible)
+    return pd.DataFrame({
+        "query": q, "label": lab[q], "predicted": lab[nn[q]], "neighbour": nn[q],
+        "similarity": masked[q, nn[q]], "correct": lab[q] == lab[nn[q]],
+    })  # fmt: skip
 
 
 def evaluate_space(

@@ -4,7 +4,8 @@ Tables follow the ``Metadata_`` convention; features are all other columns.
 
 Batch correction (:func:`fit_sphering`, :class:`Sphering`): every plate is standardised to
 its control wells (``columns.CONTROL``), then a ZCA sphering transform fitted on the control
-wells is applied (as pycytominer's ``Spherize(method="ZCA")``, tested against it). The fitted
+wells is applied (as pycytominer's ``Spherize(method="ZCA")``, tested against it; or in
+DeepProfiler's convention, :mod:`i2r_utils.whitening`). The fitted
 transform is saved as ``.npz`` (:meth:`Sphering.save`) and loaded with
 :func:`load_sphering`, so new images can be profiled in the same space.
 :func:`strong_perturbations` ranks conditions by phenotype strength (thesis Algorithm 1).
@@ -27,6 +28,7 @@ import pandas as pd
 
 from .columns import CONTROL, feature_columns, get_metadata
 from .io import InputError, atomic_path, read_table
+from .whitening import SPHERING_CONVENTIONS, zca_whitening
 
 __all__ = [
     "IMAGE_KEYS",
@@ -34,6 +36,7 @@ __all__ = [
     "aggregate",
     "well_profiles",
     "condition_means",
+    "SPHERING_CONVENTIONS",
     "zca_whitening",
     "Sphering",
     "fit_sphering",
@@ -138,44 +141,6 @@ def condition_means(wells: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def zca_whitening(x: np.ndarray, lam: float = 1e-2) -> tuple[np.ndarray, np.ndarray]:
-    """ZCA whitening matrix of ``x``, as pycytominer's ``Spherize(method="ZCA")``.
-
-    With the SVD of the centred data ``X = U S V^T`` (n rows), ``W = V diag(sqrt(n - 1) /
-    (s + lam)) V^T``; when the data have fewer ranks than features, the missing singular
-    values are set to the smallest non-zero one (pycytominer's convention), so directions
-    the controls do not span are scaled like their weakest direction instead of blowing up.
-
-    Parameters
-    ----------
-    x : numpy.ndarray
-        ``(n, d)`` data the transform is fitted on (e.g. control wells), n >= 2.
-    lam : float
-        Regulariser added to the singular values (pycytominer's ``epsilon``).
-
-    Returns
-    -------
-    mean : numpy.ndarray
-        ``(d,)`` column means of ``x``.
-    w : numpy.ndarray
-        ``(d, d)`` whitening matrix: ``(y - mean) @ w`` is sphered.
-    """
-    x = np.asarray(x, np.float64)
-    n, d = x.shape
-    if n < 2:
-        raise ValueError("sphering needs at least two control profiles")
-    mean = x.mean(0)
-    xc = x - mean
-    _, s, vt = np.linalg.svd(xc, full_matrices=True)
-    tol = s.max(initial=0.0) * max(n, d) * np.finfo(float).eps
-    r = int((s > tol).sum())
-    if r == 0:
-        raise ValueError("control profiles are all identical; cannot fit sphering")
-    sigma = np.concatenate([s[:r], np.repeat(s[r - 1], d - r)]) + lam
-    w = (vt.T / sigma) @ vt * np.sqrt(n - 1)
-    return mean, w
-
-
 @dataclass
 class Sphering:
     """A fitted batch correction: per-plate standardisation to controls, then ZCA.
@@ -183,7 +148,8 @@ class Sphering:
     Step 1 centres each plate on its own control wells (when the table has some on that
     plate; else on the pooled control mean ``ctl_mean``) and divides by the pooled
     within-plate control standard deviation ``ctl_sd``. Step 2 applies the ZCA transform
-    fitted on the standardised control wells (:func:`zca_whitening`).
+    fitted on the standardised control wells (:func:`zca_whitening`, in the ``convention``
+    of :data:`SPHERING_CONVENTIONS`).
 
     ``mean`` and ``W`` give the whole transform as one affine map of raw profiles,
     ``(x - mean) @ W``, the way to apply it to a new target without control wells.
@@ -204,6 +170,8 @@ class Sphering:
         Batch column (plate).
     n_controls : int
         Control wells fitted on.
+    convention : str
+        ZCA convention (:data:`SPHERING_CONVENTIONS`).
     """
 
     features: list[str]
@@ -215,6 +183,7 @@ class Sphering:
     control: str = CONTROL
     by: str = "Metadata_Plate"
     n_controls: int = 0
+    convention: str = "pycytominer"
 
     @property
     def mean(self) -> np.ndarray:
@@ -302,13 +271,17 @@ class Sphering:
                 np.savez(
                     fh, features=np.array(self.features), mean=self.mean, W=self.W,
                     lam=self.lam, control=self.control, by=self.by,
-                    n_controls=self.n_controls, **arrays,
+                    n_controls=self.n_controls, convention=self.convention, **arrays,
                 )  # fmt: skip
         return Path(path)
 
 
 def fit_sphering(
-    wells: pd.DataFrame, lam: float = 1e-2, control: str = CONTROL, by: str = "Metadata_Plate"
+    wells: pd.DataFrame,
+    lam: float = 1e-2,
+    control: str = CONTROL,
+    by: str = "Metadata_Plate",
+    convention: str = "pycytominer",
 ) -> Sphering:
     """Fit the batch correction (:class:`Sphering`) on the control wells of a screen.
 
@@ -317,18 +290,25 @@ def fit_sphering(
     wells : pandas.DataFrame
         Raw well profiles (:func:`well_profiles`) with ``Metadata_Condition`` and ``by``.
     lam : float
-        ZCA regulariser added to the singular values (pycytominer's ``epsilon``; the
-        thesis uses 1e-2 .. 1e-5).
+        ZCA regulariser, added to the singular values (``"pycytominer"``, its
+        ``epsilon``) or to the covariance eigenvalues (``"deepprofiler"``; the thesis uses
+        1e-2 .. 1e-5).
     control : str
         Control condition whose wells define the transform.
     by : str
         Batch column; each batch is centred on its own controls.
+    convention : {"pycytominer", "deepprofiler"}
+        ZCA convention (:func:`i2r_utils.whitening.zca_whitening`).
 
     Returns
     -------
     Sphering
         The fitted transform.
     """
+    if convention not in SPHERING_CONVENTIONS:
+        raise InputError(
+            f"sphering convention {convention!r} unknown; choose one of {SPHERING_CONVENTIONS}"
+        )
     feats = feature_columns(wells)
     ctl = wells[wells["Metadata_Condition"] == control]
     if len(ctl) < 2:
@@ -344,9 +324,9 @@ def fit_sphering(
         sd = np.nanstd(x, axis=0)
     sd = np.where(np.isfinite(sd) & (sd > 1e-12 * (1 + np.abs(ctl_mean))), sd, 1.0)
     sph = Sphering(feats, ctl_mean, sd, np.zeros(len(feats)), np.eye(len(feats)), lam,
-                   control, by, len(ctl))  # fmt: skip
+                   control, by, len(ctl), convention)  # fmt: skip
     z = sph.standardize(ctl)[feats].to_numpy()
-    sph.zca_mean, sph.zca_w = zca_whitening(z, lam)
+    sph.zca_mean, sph.zca_w = zca_whitening(z, lam, convention)
     return sph
 
 
@@ -375,6 +355,7 @@ def load_sphering(path: str | os.PathLike) -> Sphering:
             ctl_mean=z["ctl_mean"], ctl_sd=z["ctl_sd"], zca_mean=z["zca_mean"],
             zca_w=z["zca_w"], lam=float(z["lam"]), control=str(z["control"]),
             by=str(z["by"]), n_controls=int(z["n_controls"]),
+            convention=str(z["convention"]) if "convention" in z else "pycytominer",
         )  # fmt: skip
 
 
@@ -463,7 +444,9 @@ class ProfileSet:
     conditions_after: pd.DataFrame
 
 
-def build_profiles(nuclei: pd.DataFrame, lam: float = 1e-2, control: str = CONTROL) -> ProfileSet:
+def build_profiles(
+    nuclei: pd.DataFrame, lam: float = 1e-2, control: str = CONTROL, convention: str = "pycytominer"
+) -> ProfileSet:
     """Nucleus -> image (median) -> well (mean) -> condition (mean), before and after sphering.
 
     Parameters
@@ -475,6 +458,8 @@ def build_profiles(nuclei: pd.DataFrame, lam: float = 1e-2, control: str = CONTR
         Sphering regulariser (:func:`fit_sphering`).
     control : str
         Control condition.
+    convention : {"pycytominer", "deepprofiler"}
+        ZCA convention (:func:`fit_sphering`).
 
     Returns
     -------
@@ -482,7 +467,7 @@ def build_profiles(nuclei: pd.DataFrame, lam: float = 1e-2, control: str = CONTR
         Transform and profiles.
     """
     wells = well_profiles(nuclei)
-    sph = fit_sphering(wells, lam, control)
+    sph = fit_sphering(wells, lam, control, convention=convention)
     before, after = sph.standardize(wells), sph.transform(wells)
     return ProfileSet(sph, wells, before, after, condition_means(before), condition_means(after))
 
