@@ -48,3 +48,15 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The real data folder: ``<repo>/../shared/data``, else ``/work/shared/data``; skip if none."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    for folder in (repo.parent / "shared" / "data", Path("/work/shared/data")):
+        if folder.is_dir():
+            return folder
+    pytest.skip("real data not found: place the shared data folder at <repo>/../shared/data")
