@@ -271,7 +271,7 @@ write_json(summary, artifact(work, "readout_summary", readout=readout))
 subsets = ["all"] + (["impactful"] if len(set(held) - set(IMAGE2REG_IMPACTFUL)) else [])
 fig, axes = plt.subplots(
     len(protocols), len(subsets), figsize=(5.2 * len(subsets), 4.2 * len(protocols)),
-    squeeze=False, sharey=True,
+    squeeze=False,
 )  # fmt: skip
 for (i, prot), (j, subset) in ((a, b) for a in enumerate(protocols) for b in enumerate(subsets)):
     ax, key = axes[i, j], (prot, subset)
