@@ -88,6 +88,14 @@ ARTIFACTS: dict[str, str] = {
     "real_sphering_sweep": "tables/sphering_sweep.csv",
     "real_strong_perturbations": "tables/strong_perturbations.csv",
     "real_summary": "summary.json",
+    # translation of the screen's real per-gene readouts (leave one gene out)
+    "readout_coverage": "readouts/coverage.csv",
+    "readout_landmark_check": "readouts/own_landmark_check.csv",
+    "readout_embeddings": "readouts/embeddings/{key}.parquet",
+    "readout_holdout": "readouts/{readout}/{protocol}/holdout.parquet",
+    "readout_metrics": "readouts/{readout}/{protocol}/metrics.csv",
+    "readout_summary": "readouts/{readout}/summary.json",
+    "readout_figure": "readouts/{readout}/topk",
     # new-target mode: relative to its own output folder (not a main job's work_dir)
     "prediction_ranking": "ranking.csv",
     "prediction_top10": "top10.csv",
