@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from fetch_servers import isolate_aws, make_cpg_bucket, serve_http, serve_moto
 
@@ -48,3 +50,15 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The shared data folder: ``<repo>/../shared/data``, else /work/shared/data; else skip."""
+    for folder in (
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+        Path("/work/shared/data"),
+    ):
+        if folder.is_dir():
+            return folder
+    pytest.skip("shared data not found (../shared/data beside the repository)")

@@ -75,6 +75,10 @@ CHECKS: dict[str, tuple[Callable, str]] = {
     "metric": choice("euclidean", "cosine"),
     "gae_epochs": integer(1),
     "unet_epochs": integer(1),
+    # nucleus segmentation
+    "segment_method": choice("unet_tta", "unet", "classical"),
+    "segmentation_tta": choice("d4", "thesis6"),
+    "unet_max_minutes": number(0.0),
 }
 
 

@@ -71,6 +71,11 @@ ARTIFACTS: dict[str, str] = {
     "segmentation_dir": "segmentation",
     "segmentation_metrics": "segmentation/metrics.csv",
     "segmentation_summary": "segmentation/summary.csv",
+    "segmentation_subsets": "segmentation/subsets.csv",
+    "segmentation_deltas": "segmentation/tta_deltas.csv",
+    "segmentation_split": "segmentation/split.csv",
+    "segmentation_model": "segmentation/unet.pt",
+    "segmentation_model_info": "segmentation/unet.json",
     # new-target mode: relative to its own output folder (not a main job's work_dir)
     "prediction_ranking": "ranking.csv",
     "prediction_top10": "top10.csv",
