@@ -318,8 +318,9 @@ def load_unet(
         model = UNet(**payload["config"])
         model.load_state_dict(payload["state_dict"])
     except Exception as exc:  # unpickling, a missing key, wrong shapes: one clear line
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
         raise InputError(
-            f"{path}: not a U-Net saved by i2r ({type(exc).__name__}: {exc}); pass the "
+            f"{path}: not a U-Net saved by i2r ({type(exc).__name__}: {reason}); pass the "
             "segmentation/unet.pt of a main job's results folder."
         ) from None
     return model.to(_device(device)).eval()
