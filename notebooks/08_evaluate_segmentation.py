@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from skimage.segmentation import find_boundaries
 
 from i2r_utils.artifacts import artifact
@@ -106,6 +107,7 @@ if hist.get("best_epoch"):
 ax_val.set(xlabel="epoch", ylabel="validation mAP_DSB (no TTA)")
 for ax in (ax_loss, ax_val):
     ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 fig.suptitle(f"U-Net training on {len(info['split']['train'])} fields, early stopping on "
              f"{len(info['split']['val'])} validation fields", fontsize=9)  # fmt: skip
 save_figure(fig, Path(figures_dir) / "fig_segmentation_training")

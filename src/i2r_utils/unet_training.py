@@ -474,7 +474,7 @@ def trained_unet(
     model_path = Path(model_path)
     index = [Path(annotated_dir) / n for n in ("index.csv", "metadata.csv")]
     index_sha = next((file_digest(p) for p in index if p.is_file()), None)
-    with _locked(model_path.with_suffix(".lock")):
+    with _locked(model_path.parent / f".{model_path.name}.lock"):
         info = _reusable(model_path, settings, index_sha)
         if info is None:
             info = _train_and_save(model_path, annotated_dir, settings, device, progress)
