@@ -25,7 +25,12 @@ max_eccentricity = 1.0  # largest eccentricity
 min_solidity = 0.1  # smallest area / convex area
 min_aspect_ratio = 0.1  # smallest minor / major axis
 drop_border = True  # drop nuclei touching the image border
-segment_method = "classical"  # segmentation for images without a mask
+segment_method = "unet_tta"  # images without a mask: classical | unet | unet_tta
+segmentation_tta = "d4"  # TTA set of unet_tta: d4 (8 versions) or thesis6
+annotated_dir = "../../shared/data/nuclei_dsb2018_fluo"  # U-Net training data (if untrained)
+unet_epochs = 16  # U-Net training settings: the same as notebook 08's, so one model serves
+unet_max_minutes = 15.0
+seed = 0
 threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
 
 # %%
@@ -57,6 +62,25 @@ plates = select_plates(meta, plate)
 print(f"{len(meta)} images, plates to process: {plates}; {filt}")
 
 # %% [markdown]
+# ## The segmentation model for images without a mask
+# Only when a plate has images without a mask: the run's U-Net (`work_dir/segmentation/
+# unet.pt`, trained on the annotated nuclei of `annotated_dir` on first use, then reused by
+# every plate and by notebook 08), or the classical method (`segment_method = "classical"`).
+
+# %%
+unmasked = meta["Metadata_Plate"].isin(plates) & (meta["Metadata_MaskPath"] == "")
+segment_params = {}
+if unmasked.any() and segment_method != "classical":
+    from i2r_utils.unet_training import trained_unet
+
+    unet_settings = {"epochs": unet_epochs, "max_seconds": 60.0 * unet_max_minutes, "seed": seed}
+    model, info = trained_unet(artifact(work_dir, "segmentation_model"), annotated_dir,
+                               unet_settings)  # fmt: skip
+    tta = segmentation_tta if segment_method == "unet_tta" else None
+    segment_params = {"model": model, "tta": tta}
+print(f"{int(unmasked.sum())} images without a mask: {segment_method if unmasked.any() else '-'}")
+
+# %% [markdown]
 # ## Preprocess each plate
 # Every image of the plate through `preprocess_image`; the plate's four files are written
 # atomically, the plate table last. Too few nuclei on a plate stops here with the filter
@@ -66,7 +90,7 @@ print(f"{len(meta)} images, plates to process: {plates}; {filt}")
 out = artifact(work_dir, "nuclei_dir")
 runs = [
     preprocess_plate(meta, p, out, filt, size=crop_size, apply_mask=apply_mask,
-                     segment_method=segment_method)
+                     segment_method=segment_method, segment_params=segment_params)
     for p in plates
 ]  # fmt: skip
 pd.DataFrame(runs).drop(columns="paths")

@@ -3,7 +3,7 @@
 # New-target mode, as Image2Reg's demo does for its `UNKNOWN` condition: the trained
 # pipeline of a completed main job (`results_dir`) ranks every candidate gene for a folder
 # of raw chromatin images of one unknown condition. `python3 run_all.py predict --images DIR
-# [--masks DIR] --out DIR` checks the inputs, runs this notebook with papermill (the
+# [--masks DIR] [--segmentation unet_tta|unet|classical] --out DIR` checks the inputs, runs this notebook with papermill (the
 # executed copy goes to the output folder) and prints the 10 most likely genes.
 # A bad input stops the run with a message naming the file and the fix before anything is
 # written; with `on_error = "skip"` a bad image is reported and skipped instead.
@@ -21,6 +21,8 @@ exclude_condition = ""  # screen condition left out of the translation's trainin
 pixel_scale = 1.0  # linear pixel scale of the images relative to the screen's (0.5 for 10x)
 on_error = "stop"  # a bad image stops the run ("stop") or is reported and skipped ("skip")
 min_nuclei = 2  # fewest nuclei in all images together
+segmentation = "unet_tta"  # images without masks: unet_tta | unet | classical
+model_path = ""  # U-Net model file ("": the main job's segmentation/unet.pt)
 progress = True  # progress bar over the images
 
 # %%
@@ -59,6 +61,7 @@ from i2r_utils.profiles import (
     load_sphering,
     translation_profiles,
 )
+from i2r_utils.unet_training import load_trained_unet
 
 # %% [markdown]
 # ## The main job's translation settings
@@ -104,6 +107,23 @@ elif exclude_condition and held_out and exclude_condition not in held_out:
 pairs
 
 # %% [markdown]
+# ## The segmentation model (images without masks)
+# Without a mask folder the nuclei of every image are segmented: by default with the U-Net the
+# main job trained on annotated fluorescence nuclei (`segmentation/unet.pt`, checked against
+# its recorded checksum) and test-time augmentation over the 8 flips and rotations
+# (`unet_tta`), or without augmentation (`unet`), or with the classical method.
+
+# %%
+segment_params = {}
+if not masks_dir and segmentation != "classical":
+    seg_path = model_path or artifact(results_dir, "segmentation_model")
+    seg_model, seg_info = load_trained_unet(seg_path)
+    segment_params = {"model": seg_model, "tta": "d4" if segmentation == "unet_tta" else None}
+    print(f"segmentation: {segmentation} with the U-Net {seg_info['description']}")
+elif not masks_dir:
+    print("segmentation: classical")
+
+# %% [markdown]
 # ## Per-image preprocessing
 # Each image goes through the step the screen's images went through in notebook 01,
 # `i2r_utils.nuclei.preprocess_image`, resampled to the screen's magnification first
@@ -126,7 +146,8 @@ for rec in tqdm(pairs.itertuples(index=False), total=len(pairs), desc="images",
             raise missing_mask_error(rec.Metadata_ImagePath, masks_dir)
         image_crops, _, counts, feats = preprocess_image(
             rec.Metadata_ImagePath, rec.Metadata_MaskPath, filt, features=use_features,
-            pixel_scale=pixel_scale, allow_blank=False,
+            pixel_scale=pixel_scale, allow_blank=False, segment_method=segmentation,
+            segment_params=segment_params,
         )  # fmt: skip
         if counts["n_kept"] < 1:
             what = f"image {rec.Metadata_ImagePath}"
@@ -272,6 +293,8 @@ info = {
     "images_dir": str(images_dir),
     "masks_dir": str(masks_dir) if masks_dir is not None else None,
     "segmented": masks_dir is None,
+    "segmentation": segmentation if masks_dir is None else "masks",
+    "segmentation_model": seg_info["description"] if segment_params else None,
     "results_dir": str(Path(results_dir)),
     "fold": fold,
     "encoder_held_out": held_out,

@@ -1,24 +1,20 @@
 """Test-only helpers of the segmentation tests: synthetic nuclei, U-Net files, TTA deltas.
 
-``save_unet``/``load_unet`` and ``tta_map_delta`` were package functions that only tests
-called; they live here now.
+``tta_map_delta`` was a package function that only tests called; it lives here now.
 """
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from i2r_utils.metrics import map_dsb
 from i2r_utils.segmentation import segment_nuclei
 from i2r_utils.tta import resolve_tta
-from i2r_utils.unet import UNet, train_unet
+from i2r_utils.unet import UNet
+from i2r_utils.unet_training import train_unet
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei_stardist_example"
-_MODEL_FORMAT = "i2r_utils.unet/1"
 
 
 def synthetic_disks(shape=(128, 128), n=8, radius=(6, 10), seed=0):
@@ -60,36 +56,30 @@ def train_tiny_unet():
     return model, history, images
 
 
-def save_unet(model: UNet, path) -> Path:
-    """Save a UNet (config + state dict) to one file, atomically (temporary file + replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": _MODEL_FORMAT,
-        "config": dict(model.config),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def write_annotated_folder(folder, n=8, shape=(64, 64)):
+    """A folder in the layout of nuclei_dsb2018_fluo: index.csv, images/*.png, labels/*.tif.
 
+    ``n`` images of disks in two subsets (``u2os_520x696`` and ``diverse``), ids ``a0``, ``a1``,
+    ... so that the split rule gives each subset a test and (for 4+ images) a validation image.
+    """
+    import imageio.v3 as iio
+    import pandas as pd
+    import tifffile
 
-def load_unet(path, device="cpu") -> UNet:
-    """Load a UNet written by :func:`save_unet`, in eval mode."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != _MODEL_FORMAT:
-        raise ValueError(f"{path} is not a U-Net saved by save_unet.")
-    model = UNet(**payload["config"])
-    model.load_state_dict(payload["state_dict"])
-    return model.to(torch.device(device)).eval()
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "labels").mkdir(exist_ok=True)
+    rows = []
+    for k in range(n):
+        image, labels = synthetic_disks(shape=shape, n=3, radius=(5, 8), seed=100 + k)
+        image_id = f"a{k:02d}"
+        iio.imwrite(folder / "images" / f"{image_id}.png", (image // 8).astype(np.uint8))
+        tifffile.imwrite(folder / "labels" / f"{image_id}.tif", labels.astype(np.uint16))
+        subset = "u2os_520x696" if k < n - 3 else "diverse"
+        rows.append((image_id, subset, *shape, int(labels.max()), 0, float(image.mean())))
+    columns = ["id", "subset", "height", "width", "n_nuclei", "overlap_px", "img_mean"]
+    pd.DataFrame(rows, columns=columns).to_csv(folder / "index.csv", index=False)
+    return folder
 
 
 def tta_map_delta(

@@ -1,7 +1,5 @@
 """Tests of i2r_utils.metrics against hand-computed cases and independent computations."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from skimage.metrics import contingency_table
@@ -16,8 +14,6 @@ from i2r_utils.metrics import (
     pixel_iou,
     segmentation_scores,
 )
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei_stardist_example"
 
 
 def ap_at(true, pred, t=0.5):
@@ -220,12 +216,13 @@ def test_bad_thresholds():
 
 
 @pytest.fixture(scope="module")
-def real_mask():
-    if not (DATA / "mask2d.tif").exists():
-        pytest.skip(f"real example data not found at {DATA} (expected ../shared beside the repo)")
+def real_mask(shared_data):
+    path = shared_data / "nuclei_stardist_example" / "mask2d.tif"
+    if not path.exists():
+        pytest.skip(f"real example data not found at {path}")
     import tifffile
 
-    return tifffile.imread(DATA / "mask2d.tif")
+    return tifffile.imread(path)
 
 
 def test_real_mask_iou_matrix_and_self_score(real_mask):
@@ -269,3 +266,47 @@ def test_segmentation_scores():
     assert s["map_dsb"] == pytest.approx(0.4) and s["ap50"] == 1.0
     assert s["pixel_iou"] == pytest.approx(80 / 120)
     assert (s["n_true"], s["n_pred"]) == (1, 1)
+
+
+# --- cross-check against an independent matcher ------------------------------------------
+
+
+def reference_ap(true, pred, threshold):
+    """StarDist-style matching written independently: brute-force IoU, then the one-to-one
+    assignment of maximal total IoU among pairs with IoU > threshold (scipy's
+    linear_sum_assignment); AP = TP / (TP + FP + FN) as in the DSB 2018 definition."""
+    from scipy.optimize import linear_sum_assignment
+
+    iou = brute_force_iou(true, pred)
+    n_true, n_pred = iou.shape
+    if n_true == 0 and n_pred == 0:
+        return 1.0
+    if n_true == 0 or n_pred == 0:
+        return 0.0
+    eligible = np.where(iou > threshold, iou, 0.0)
+    rows, cols = linear_sum_assignment(-eligible)
+    tp = int(np.sum(iou[rows, cols] > threshold))
+    return tp / (tp + (n_pred - tp) + (n_true - tp))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ap_matches_an_independent_hungarian_matcher(seed):
+    rng = np.random.default_rng(100 + seed)
+    true = random_labels(rng, n=10)
+    pred = random_labels(rng, n=9) if seed % 2 else np.roll(true, seed, axis=1)
+    thresholds = [0.1, 0.3, *DSB_THRESHOLDS]
+    ours = average_precision_dsb(true, pred, thresholds)
+    ref = [reference_ap(true, pred, t) for t in thresholds]
+    np.testing.assert_allclose(ours, ref)
+    assert map_dsb(true, pred) == pytest.approx(np.mean(ref[2:]))
+
+
+def test_real_mask_perturbations_match_the_independent_matcher(real_mask):
+    from scipy import ndimage as ndi
+
+    crop = real_mask[:160, :160]
+    eroded = np.where(ndi.binary_erosion(crop > 0, iterations=2), crop, 0)
+    merged = np.where(crop == np.unique(crop)[2], np.unique(crop)[1], crop)  # two become one
+    for pred in (np.roll(crop, 3, axis=0), eroded, merged):
+        for t in (0.5, 0.75, 0.9):
+            assert ap_at(crop, pred, t) == pytest.approx(reference_ap(crop, pred, t))

@@ -247,10 +247,22 @@ def test_new_target_end_to_end(trained_results, braf_run, capsys):
     argv = braf_run["argv"]
     assert main([*argv[:6], "--out", str(out.parent / "x"), "--fold", "7"]) == 1
     assert "no encoder of fold 7" in capsys.readouterr().err
-    # without masks: the nuclei are segmented and the prediction still runs
-    seg = run_notebook(**{**braf_run["params"], "masks_dir": "", "exclude_condition": ""})
+    # without masks: the nuclei are segmented (classical, or a U-Net with TTA) and the
+    # prediction still runs
+    no_masks = {**braf_run["params"], "masks_dir": "", "exclude_condition": ""}
+    seg = run_notebook(**no_masks, segmentation="classical")
     assert seg["info"]["segmented"] and seg["info"]["n_nuclei"] > 0
-    assert json.loads((out.parent / "nb" / "prediction.json").read_text())["segmented"]
+    written = json.loads((out.parent / "nb" / "prediction.json").read_text())
+    assert written["segmented"] and written["segmentation"] == "classical"
+    from segmentation_helpers import train_tiny_unet
+
+    from i2r_utils.unet import save_unet
+
+    unet_file = out.parent / "unet" / "unet.pt"
+    save_unet(train_tiny_unet()[0], unet_file)
+    seg = run_notebook(**no_masks, model_path=str(unet_file), progress=False)
+    assert seg["info"]["segmentation"] == "unet_tta" and str(unet_file) in capsys.readouterr().out
+    assert seg["segment_params"]["tta"] == "d4" and seg["info"]["segmentation_model"]
 
 
 def test_new_target_follows_the_main_jobs_representation_and_direction(
@@ -353,6 +365,8 @@ def test_new_target_folder_errors(trained_results, tmp_path, capsys):
         (["--images", str(raw), "--masks", str(empty)], "the mask folder is empty"),
         (["--images", str(raw), "--results-dir", str(tmp_path)], "completed main job"),
         (["--images", str(raw), "--pixel-scale", "0"], "--pixel-scale must be positive"),
+        (["--images", str(raw)], "no trained U-Net to segment the images"),
+        (["--images", str(raw), "--model", str(tmp_path / "m.pt")], "m.pt: no trained U-Net"),
     ]
     sorted(masks.iterdir())[0].unlink()
     cases.append((["--images", str(raw), "--masks", str(masks)], "no mask with the same file name"))

@@ -3,13 +3,12 @@
 import numpy as np
 import pandas as pd
 import pytest
-from segmentation_helpers import DATA, synthetic_disks, train_tiny_unet, tta_map_delta
+from segmentation_helpers import synthetic_disks, train_tiny_unet, tta_map_delta
+from skimage.transform import rescale
 
 from i2r_utils.metrics import classify_instances, map_dsb
 from i2r_utils.segmentation import (
-    annotated_tiles,
     evaluate_segmentation,
-    load_annotated_nuclei,
     segment_classical,
     segment_nuclei,
     tta_deltas,
@@ -24,6 +23,10 @@ def test_bad_method_model_and_tta_names():
         segment_nuclei(image, method="magic")
     with pytest.raises(ValueError, match="needs a trained model"):
         segment_nuclei(image, method="unet")
+    with pytest.raises(ValueError, match="needs a trained model"):
+        segment_nuclei(image, method="unet_tta")
+    with pytest.raises(ValueError, match="pixel_scale must be a positive"):
+        segment_nuclei(image, pixel_scale=0)
     with pytest.raises(ValueError, match="takes no model"):
         segment_nuclei(image, method="classical", model=object())
     with pytest.raises(ValueError, match="unknown TTA"):
@@ -47,32 +50,27 @@ def test_unet_segments_and_tta_runs():
     image, truth = synthetic_disks(shape=(64, 64), n=4, seed=10)
     labels = segment_nuclei(image, method="unet", model=model, tta="d4")
     assert labels.dtype == np.int32 and labels.shape == image.shape
+    # unet_tta is the U-Net with D4 TTA by default, or with the set given
+    np.testing.assert_array_equal(segment_nuclei(image, "unet_tta", model), labels)
+    np.testing.assert_array_equal(
+        segment_nuclei(image, "unet_tta", model, tta="thesis6"),
+        segment_nuclei(image, "unet", model, tta="thesis6"),
+    )
     delta = tta_map_delta(image, truth, method="unet", model=model, tta="flips")
     assert delta["delta"].shape == (1,)
 
 
-def test_annotated_tiles():
-    image = np.arange(100 * 70, dtype=float).reshape(100, 70)
-    mask = np.zeros((100, 70), np.int32)
-    mask[30:40, 25:40] = 9  # crosses the tile border at column 32
-    imgs, masks, names = annotated_tiles(image, mask, 32)
-    assert len(imgs) == 3 * 2 and names[:3] == ["r0c0", "r0c32", "r32c0"]
-    np.testing.assert_array_equal(imgs[3], image[32:64, 32:64])
-    assert masks[2].max() == 1 and masks[3].max() == 1  # the cut object, renumbered in both
-    assert (masks[2] > 0).sum() + (masks[3] > 0).sum() == 10 * 15 - 2 * 15
-    with pytest.raises(ValueError, match="tile_size"):
-        annotated_tiles(image, mask, 200)
-
-
-def test_load_annotated_nuclei_real_and_fallback(tiny_screen, tmp_path):
-    fallback = load_annotated_nuclei(tmp_path / "absent", tiny_screen, n_fallback=3)
-    assert len(fallback["images"]) == 3 and "synthetic" in fallback["source"]
-    assert fallback["images"][0].shape == fallback["masks"][0].shape
-    with pytest.raises(Exception, match="annotated nuclei not found"):
-        load_annotated_nuclei(tmp_path / "absent")
-    if (DATA / "img2d.tif").exists():
-        real = load_annotated_nuclei(DATA, tile_size=128)
-        assert len(real["images"]) == 16 and "real" in real["source"]
+def test_pixel_scale_resamples_to_the_trained_scale():
+    image, truth = synthetic_disks(shape=(128, 128), n=6, radius=(8, 11), seed=2)
+    small = rescale(image.astype(float), 0.5, order=1, anti_aliasing=True, preserve_range=True)
+    small_truth = rescale(truth, 0.5, order=0, anti_aliasing=False, preserve_range=True)
+    small_truth = small_truth.astype(np.int32)
+    # nuclei of 4-5 px radius: too small for the 20x defaults; pixel_scale 0.5 restores them
+    as_is = segment_nuclei(small)
+    scaled = segment_nuclei(small, pixel_scale=0.5)
+    assert scaled.shape == small.shape and scaled.dtype == np.int32
+    assert scaled.max() == 6 and map_dsb(small_truth, scaled) > 0.5
+    assert map_dsb(small_truth, scaled) > map_dsb(small_truth, as_is)
 
 
 def test_evaluate_tta_deltas_and_overlay_counts():
@@ -81,6 +79,7 @@ def test_evaluate_tta_deltas_and_overlay_counts():
     methods = {"classical": {}, "classical+TTA": {"tta": ["identity", "fliplr", "flipud"]}}
     scores, preds = evaluate_segmentation(images, masks, ["a", "b", "c"], methods, progress=False)
     assert len(scores) == 6 and set(scores["method"]) == set(methods)
+    assert (scores["cpu_seconds"] >= 0).all() and (scores["seconds"] > 0).all()
     assert (scores["map_dsb"] > 0.8).all() and (scores["n_true"] == 3).all()
     np.testing.assert_array_equal(preds["classical"][1], segment_nuclei(images[1]))
     deltas = tta_deltas(scores, {"classical": "classical+TTA"})

@@ -20,6 +20,11 @@ def test_resolve_tta():
     assert resolve_tta(["identity", "fliplr", "identity"]) == ["identity", "fliplr"]
     assert resolve_tta("rot90") == ["rot90"]
     assert resolve_tta("flips") == ["identity", "fliplr", "flipud", "rot180"]
+    # the thesis' 6 versions: original, both flips, three rotations (no transposes)
+    assert resolve_tta("thesis6") == ["identity", "fliplr", "flipud", "rot90", "rot180", "rot270"]
+    image = np.arange(12).reshape(3, 4)
+    versions = {apply_transform(image, n).tobytes() for n in resolve_tta("thesis6")}
+    assert len(versions) == 6 and apply_transform(image, "transpose").tobytes() not in versions
     with pytest.raises(ValueError, match="unknown TTA"):
         resolve_tta(["identity", "rot45"])
 

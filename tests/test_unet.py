@@ -1,12 +1,20 @@
-"""Tests of i2r_utils.unet (model, training, inference)."""
+"""Tests of i2r_utils.unet (model, inference, model files)."""
 
 import numpy as np
 import pytest
 import torch
-from segmentation_helpers import load_unet, save_unet, synthetic_disks, train_tiny_unet
+from segmentation_helpers import train_tiny_unet
 
+from i2r_utils.io import InputError
 from i2r_utils.segmentation import segment_nuclei
-from i2r_utils.unet import UNet, predict_unet, probabilities_to_labels, train_unet, unet_targets
+from i2r_utils.unet import (
+    UNet,
+    load_unet,
+    predict_unet,
+    probabilities_to_labels,
+    save_unet,
+    unet_targets,
+)
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")  # tests/conftest.py
 
@@ -29,56 +37,20 @@ def test_unet_shapes(depth):
     np.testing.assert_allclose(probs.sum(axis=0), 1.0, rtol=1e-5)
 
 
-def test_training_arguments_are_checked():
-    image, mask = synthetic_disks(shape=(64, 64), n=2)
-    with pytest.raises(ValueError, match="as many images as masks"):
-        train_unet([image], [], progress=False)
-    with pytest.raises(ValueError, match="multiple of 2"):
-        train_unet([image], [mask], patch_size=30, progress=False)
-    with pytest.raises(ValueError, match="masks\\[0\\]"):
-        train_unet([image], [mask[:10]], patch_size=32, progress=False)
-
-
 @pytest.fixture(scope="module")
 def tiny_unet():
     return train_tiny_unet()
 
 
-def test_unet_loss_decreases(tiny_unet):
-    _, history, _ = tiny_unet
-    loss = np.array(history["loss"])
-    assert loss.size == 40 and np.all(np.isfinite(loss))
-    assert loss[-5:].mean() < 0.7 * loss[:5].mean()
-    assert history["epoch_loss"][-1] < history["epoch_loss"][0]
-
-
-def test_unet_training_is_deterministic():
-    image, mask = synthetic_disks(shape=(64, 64), n=4, seed=7)
-    kwargs = dict(epochs=1, patch_size=32, batch_size=2, lr=1e-2, device="cpu", progress=False)
-    kwargs.update(base_channels=4, steps_per_epoch=3)
-    rng_state = torch.get_rng_state()
-    model_a, hist_a = train_unet([image], [mask], seed=5, **kwargs)
-    assert torch.equal(torch.get_rng_state(), rng_state)  # global RNG left untouched
-    model_b, hist_b = train_unet([image], [mask], seed=5, **kwargs)
-    _, hist_c = train_unet([image], [mask], seed=6, **kwargs)
-    assert hist_a["loss"] == hist_b["loss"] != hist_c["loss"]
-    for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values(), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
-
-
-def test_max_time_stops_training():
-    image, mask = synthetic_disks(shape=(64, 64), n=4, seed=7)
-    kwargs = dict(patch_size=32, batch_size=2, device="cpu", progress=False, base_channels=4)
-    _, hist = train_unet([image], [mask], epochs=5, steps_per_epoch=3, max_time_s=0.0, **kwargs)
-    assert len(hist["loss"]) == 1 and len(hist["epoch_loss"]) == 1
-
-
 def test_unet_save_load_round_trip(tiny_unet, tmp_path):
     model, _, images = tiny_unet
-    path = save_unet(model, tmp_path / "models" / "unet.pt")
+    model.config["postprocess"] = {"seed_threshold": 0.6}
+    path = tmp_path / "models" / "unet.pt"
+    sha = save_unet(model, path)
     assert path.exists() and [p.name for p in path.parent.iterdir()] == ["unet.pt"]
-    loaded = load_unet(path, device="cpu")
-    assert loaded.config == model.config
+    assert len(sha) == 64
+    loaded = load_unet(path, device="cpu", sha256=sha)
+    assert loaded.config == model.config and not loaded.training
     for tta in (None, ["identity", "rot90"]):
         np.testing.assert_array_equal(
             predict_unet(loaded, images[0], tta=tta), predict_unet(model, images[0], tta=tta)
@@ -86,9 +58,31 @@ def test_unet_save_load_round_trip(tiny_unet, tmp_path):
     np.testing.assert_array_equal(
         segment_nuclei(images[0], "unet", loaded), segment_nuclei(images[0], "unet", model)
     )
+    with pytest.raises(InputError, match="checksum differs"):
+        load_unet(path, sha256="0" * 64)
     (tmp_path / "junk.pt").write_bytes(b"not a model")
-    with pytest.raises(Exception):  # noqa: B017 - torch raises its own unpickling error
+    with pytest.raises(InputError, match="junk.pt: not a U-Net saved by i2r"):
         load_unet(tmp_path / "junk.pt")
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="not a U-Net"):
+        load_unet(tmp_path / "other.pt")
+    with pytest.raises(InputError, match="not found"):
+        load_unet(tmp_path / "absent.pt")
+
+
+def test_stored_postprocessing_is_the_default(tiny_unet):
+    model, _, images = tiny_unet
+    probs = predict_unet(model, images[0])
+    model.config["postprocess"] = {"fg_threshold": 0.9, "seed_threshold": 0.9}
+    try:
+        stored = segment_nuclei(images[0], "unet", model)
+        np.testing.assert_array_equal(
+            stored, probabilities_to_labels(probs, fg_threshold=0.9, seed_threshold=0.9)
+        )
+        explicit = segment_nuclei(images[0], "unet", model, fg_threshold=0.5, seed_threshold=0.5)
+        np.testing.assert_array_equal(explicit, probabilities_to_labels(probs))
+    finally:
+        model.config["postprocess"] = {}
 
 
 def test_probabilities_to_labels_separates_seeds():

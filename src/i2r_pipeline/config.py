@@ -81,6 +81,10 @@ CHECKS: dict[str, tuple[Callable, str]] = {
     "unet_epochs": integer(1),
     # sphering convention (profiles)
     "sphering_convention": choice("pycytominer", "deepprofiler"),
+    # nucleus segmentation
+    "segment_method": choice("unet_tta", "unet", "classical"),
+    "segmentation_tta": choice("d4", "thesis6"),
+    "unet_max_minutes": number(0.0),
 }
 
 # --- translation elements of the original Image2Reg (i2r_utils.directions, .ranking, .profiles)

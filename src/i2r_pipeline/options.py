@@ -3,6 +3,7 @@
     python3 run_all.py                 # main job on the embedded default synthetic screen
     python3 run_all.py test            # lint, unit tests, papermill smoke run of every notebook
     python3 run_all.py predict ...     # rank genes for a new target (i2r_pipeline.predict)
+    python3 run_all.py segment ...     # nucleus label images for a folder (i2r_pipeline.segment)
     python3 run_all.py data ...        # fetch public data (i2r_pipeline.fetch)
     python3 run_all.py --dataset NAME  # a real-data notebook (--list) into results/NAME/
 
@@ -44,10 +45,11 @@ __all__ = [
 COMMANDS = {
     "predict": ("i2r_pipeline.predict", "rank candidate genes for a new target"),
     "data": ("i2r_pipeline.fetch", "fetch public data"),
+    "segment": ("i2r_pipeline.segment", "segment nuclei into label images"),
 }
 #: Optional dependencies (pyproject extras) each command installs; the main job adds
 #: ``cluster`` with ``--executor dask``.
-EXTRAS = {"test": "dev", "predict": "", "data": "fetch", "main": ""}
+EXTRAS = {"test": "dev", "predict": "", "data": "fetch", "main": "", "segment": ""}
 
 
 def _env_int(name: str):

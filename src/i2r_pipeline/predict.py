@@ -61,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(DEFAULT_RESULTS),
         help="results of a completed main job (default: the project's results/default_seed0)",
     )
+    p.add_argument(
+        "--segmentation",
+        choices=["classical", "unet", "unet_tta"],
+        default="unet_tta",
+        help="segmentation of images without masks: the main job's U-Net with test-time "
+        "augmentation (default), without it, or the classical method",
+    )
+    p.add_argument(
+        "--model", help="U-Net model file (default: the main job's segmentation/unet.pt)"
+    )
     p.add_argument("--out", required=True, help="output folder (ranking.csv, top10.csv, ...)")
     p.add_argument(
         "--pixel-scale",
@@ -105,9 +115,9 @@ def check_inputs(args: argparse.Namespace) -> None:
     ------
     InputError
         A non-positive pixel scale; a missing part of the results folder (encoder of the
-        fold, profiles, sphering transforms, gene embeddings, impactful conditions); a
-        missing or empty image or mask folder; with ``--on-error stop``, an image without
-        its mask.
+        fold, profiles, sphering transforms, gene embeddings, impactful conditions; the U-Net
+        when images are to be segmented with it); a missing or empty image or mask folder;
+        with ``--on-error stop``, an image without its mask.
     """
     if args.pixel_scale <= 0:
         raise InputError(f"--pixel-scale must be positive, got {args.pixel_scale}")
@@ -132,6 +142,14 @@ def check_inputs(args: argparse.Namespace) -> None:
             "Pass one of those with --fold."
         )
     _need(artifact(results, "sphering_fold", fold=args.fold), f"sphering of fold {args.fold}")
+    if args.masks is None and args.segmentation != "classical":
+        model = Path(args.model) if args.model else artifact(results, "segmentation_model")
+        if not model.is_file():
+            raise InputError(
+                f"{model}: no trained U-Net to segment the images. Rerun the main job "
+                "(python3 run_all.py) to train it, pass --model PATH or --masks DIR, or use "
+                "--segmentation classical."
+            )
     lacking = pairs[pairs["Metadata_MaskPath"] == ""]
     if args.masks is not None and args.on_error == "stop" and len(lacking):
         error = missing_mask_error(lacking["Metadata_ImagePath"].iloc[0], args.masks)
@@ -188,6 +206,8 @@ def _parameters(args: argparse.Namespace) -> dict:
         "pixel_scale": args.pixel_scale,
         "on_error": args.on_error,
         "min_nuclei": args.min_nuclei,
+        "segmentation": args.segmentation,
+        "model_path": args.model or "",
         "progress": False,
     }
 

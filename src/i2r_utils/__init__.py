@@ -14,7 +14,9 @@ nucleus_filter  object measurements and the nucleus quality filters (``NucleusFi
 nuclei          per-image and per-plate preprocessing: filters, 64x64 crops, features.
 features        hand-crafted chromatin features per nucleus (``Nuclei_<Family>_<Name>``).
 classical       classical nucleus segmentation and the image checks of every method.
-unet            a small U-Net: model, training, inference.
+unet            a small U-Net: model, inference, model files (checksummed).
+unet_training   U-Net training: augmented patches, early stopping, the run's model.
+segmentation_data  annotated nuclei (DSB2018 fluorescence) and their fixed split by image.
 tta             test-time augmentation over D4, de-augmentation and instance voting.
 segmentation    one entry point over the segmentation methods, and their evaluation.
 metrics         instance-segmentation metrics (mAP_DSB, pixel IoU, matching).

@@ -96,6 +96,11 @@ ARTIFACTS: dict[str, str] = {
     "readout_metrics": "readouts/{readout}/{protocol}/metrics.csv",
     "readout_summary": "readouts/{readout}/summary.json",
     "readout_figure": "readouts/{readout}/topk",
+    "segmentation_subsets": "segmentation/subsets.csv",
+    "segmentation_deltas": "segmentation/tta_deltas.csv",
+    "segmentation_split": "segmentation/split.csv",
+    "segmentation_model": "segmentation/unet.pt",
+    "segmentation_model_info": "segmentation/unet.json",
     # new-target mode: relative to its own output folder (not a main job's work_dir)
     "prediction_ranking": "ranking.csv",
     "prediction_top10": "top10.csv",

@@ -6,24 +6,22 @@
 * ``method="classical"``: :func:`i2r_utils.classical.segment_classical` (Otsu threshold and
   distance-transform watershed; also importable from here).
 * ``method="unet"``: a trained :class:`i2r_utils.unet.UNet`; instances from its
-  probabilities by :func:`i2r_utils.unet.probabilities_to_labels`.
+  probabilities by :func:`i2r_utils.unet.probabilities_to_labels`; ``method="unet_tta"``: the
+  same with test-time augmentation (D4 by default).
 * ``tta``: test-time augmentation over the dihedral group D4 (:mod:`i2r_utils.tta`). For the
   U-Net the de-augmented probability maps are averaged; for the classical method the
   de-augmented label images are merged by instance voting
   (:func:`i2r_utils.tta.merge_instances_tta`).
 
-Evaluation on annotated images: :func:`load_annotated_nuclei` (real annotated tiles, or the
-synthetic screen as a fallback), :func:`evaluate_segmentation` (scores of
-:func:`i2r_utils.metrics.segmentation_scores` per image and method) and :func:`tta_deltas`
-(per-image change of a score with TTA).
+Evaluation on annotated images (:mod:`i2r_utils.segmentation_data` loads them):
+:func:`evaluate_segmentation` (scores of :func:`i2r_utils.metrics.segmentation_scores` per
+image and method) and :func:`tta_deltas` (per-image change of a score with TTA).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,13 +34,30 @@ from i2r_utils.tta import apply_transform, invert_transform, merge_instances_tta
 from i2r_utils.unet import UNet, predict_unet, probabilities_to_labels
 
 __all__ = [
-    "annotated_tiles",
+    "DEFAULT_TTA",
+    "METHODS",
     "evaluate_segmentation",
-    "load_annotated_nuclei",
     "segment_classical",
     "segment_nuclei",
     "tta_deltas",
 ]
+
+
+#: Segmentation methods of :func:`segment_nuclei` (``unet_tta``: U-Net with TTA).
+METHODS = ("classical", "unet", "unet_tta")
+#: Default TTA set of ``method="unet_tta"``.
+DEFAULT_TTA = "d4"
+
+
+def _resample(array: np.ndarray, shape: tuple[int, int], labels: bool) -> np.ndarray:
+    """Resize an image (bilinear) or a label image (nearest) to ``shape``."""
+    from skimage.transform import resize
+
+    if labels:
+        out = resize(array, shape, order=0, preserve_range=True, anti_aliasing=False)
+        return relabel_sequential(out.astype(np.int32))[0]
+    down = shape[0] < array.shape[0]
+    return resize(array, shape, order=1, preserve_range=True, anti_aliasing=down).astype(np.float32)
 
 
 def segment_nuclei(
@@ -50,6 +65,7 @@ def segment_nuclei(
     method: str = "classical",
     model: UNet | None = None,
     tta: str | Sequence[str] | None = None,
+    pixel_scale: float = 1.0,
     **params,
 ) -> np.ndarray:
     """Segment the nuclei of a 2-D image into an instance label image.
@@ -58,20 +74,26 @@ def segment_nuclei(
     ----------
     image : numpy.ndarray
         2-D fluorescence image (integer or float dtype), nuclei bright.
-    method : {"classical", "unet"}, optional
+    method : {"classical", "unet", "unet_tta"}, optional
         ``"classical"``: :func:`~i2r_utils.classical.segment_classical`; ``"unet"``:
         :func:`~i2r_utils.unet.predict_unet` followed by
-        :func:`~i2r_utils.unet.probabilities_to_labels`.
+        :func:`~i2r_utils.unet.probabilities_to_labels`; ``"unet_tta"``: the same with
+        test-time augmentation (``tta``, default :data:`DEFAULT_TTA`).
     model : UNet, optional
-        Trained network, required for ``method="unet"`` (see
-        :func:`~i2r_utils.unet.train_unet`).
+        Trained network, required for the U-Net methods (see
+        :func:`~i2r_utils.unet_training.trained_unet`).
     tta : str, sequence of str or None, optional
         Test-time augmentation (see :func:`~i2r_utils.tta.resolve_tta`). U-Net: the
         de-augmented probability maps are averaged; classical: the de-augmented label images
         are merged with :func:`~i2r_utils.tta.merge_instances_tta`.
+    pixel_scale : float, optional
+        Linear pixel scale of the image relative to the 20x images the methods are tuned
+        and trained on (0.5 for 10x): the image is resampled by ``1 / pixel_scale`` before
+        segmenting and the labels are resampled back to the image's shape.
     **params
         Keyword arguments of :func:`~i2r_utils.classical.segment_classical` or of
-        :func:`~i2r_utils.unet.probabilities_to_labels` (U-Net).
+        :func:`~i2r_utils.unet.probabilities_to_labels` (U-Net; defaults: the thresholds
+        stored with the model).
 
     Returns
     -------
@@ -79,115 +101,36 @@ def segment_nuclei(
         int32 label image of the image's shape, 0 = background, nuclei 1..n.
     """
     img = validate_image(image)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}.")
+    if not (np.isfinite(pixel_scale) and pixel_scale > 0):
+        raise ValueError(f"pixel_scale must be a positive number, got {pixel_scale}.")
+    if method == "unet_tta" and tta is None:
+        tta = DEFAULT_TTA
     names = resolve_tta(tta)
-    if method == "classical":
-        if model is not None:
-            raise ValueError("method='classical' takes no model; use method='unet' to use it.")
-        if not names:
-            return segment_classical(img, **params)
+    if method == "classical" and model is not None:
+        raise ValueError("method='classical' takes no model; use method='unet' to use it.")
+    if method != "classical" and model is None:
+        raise ValueError(f"method={method!r} needs a trained model; get one with trained_unet.")
+    work = img
+    if pixel_scale != 1.0:
+        shape = tuple(max(8, round(n / pixel_scale)) for n in img.shape)
+        work = _resample(img, shape, labels=False)
+    if method == "classical" and not names:
+        labels = segment_classical(work, **params)
+    elif method == "classical":
         versions = [
-            invert_transform(segment_classical(apply_transform(img, n), **params), n) for n in names
+            invert_transform(segment_classical(apply_transform(work, n), **params), n)
+            for n in names
         ]
-        return merge_instances_tta(versions)
-    if method == "unet":
-        if model is None:
-            raise ValueError("method='unet' needs a trained model; get one with train_unet.")
-        return probabilities_to_labels(predict_unet(model, img, tta=names), **params)
-    raise ValueError(f"unknown method {method!r}; use 'classical' or 'unet'.")
+        labels = merge_instances_tta(versions)
+    else:
+        params = {**model.config.get("postprocess", {}), **params}
+        labels = probabilities_to_labels(predict_unet(model, work, tta=names), **params)
+    return labels if work is img else _resample(labels, img.shape, labels=True)
 
 
 # --- evaluation on annotated images ----------------------------------------------------
-
-
-def annotated_tiles(
-    image: np.ndarray, mask: np.ndarray, tile_size: int
-) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
-    """Cut an annotated image and its labels into non-overlapping square tiles.
-
-    Objects cut by a tile edge stay (partially) in each tile; every tile's labels are
-    renumbered 1..n. Pixels beyond the last full tile are dropped.
-
-    Parameters
-    ----------
-    image : numpy.ndarray
-        2-D image.
-    mask : numpy.ndarray
-        Instance labels of the same shape.
-    tile_size : int
-        Tile side in pixels (at most the image's shorter side).
-
-    Returns
-    -------
-    images, masks : list of numpy.ndarray
-        Tiles in row-major order.
-    names : list of str
-        ``"r<row>c<col>"`` of each tile's top-left pixel.
-    """
-    image, mask = np.asarray(image), np.asarray(mask)
-    if image.shape != mask.shape or image.ndim != 2:
-        raise ValueError(f"image {image.shape} and mask {mask.shape} must be equal 2-D shapes.")
-    if not 8 <= tile_size <= min(image.shape):
-        raise ValueError(f"tile_size must be in 8..{min(image.shape)}, got {tile_size}.")
-    imgs, masks, names = [], [], []
-    for r in range(0, image.shape[0] - tile_size + 1, tile_size):
-        for c in range(0, image.shape[1] - tile_size + 1, tile_size):
-            sl = (slice(r, r + tile_size), slice(c, c + tile_size))
-            imgs.append(image[sl])
-            masks.append(relabel_sequential(mask[sl].astype(np.int32))[0])
-            names.append(f"r{r}c{c}")
-    return imgs, masks, names
-
-
-def load_annotated_nuclei(
-    annotated_dir: str | os.PathLike,
-    data_dir: str | os.PathLike | None = None,
-    tile_size: int = 128,
-    n_fallback: int = 16,
-) -> dict:
-    """Load annotated nuclei for a segmentation evaluation, real data first.
-
-    If ``annotated_dir`` holds ``img2d.tif`` and ``mask2d.tif`` (the StarDist/DSB2018 example
-    of ``../shared/data``), they are cut into tiles of ``tile_size``; otherwise the first
-    ``n_fallback`` images and masks of the synthetic screen in ``data_dir`` are used.
-
-    Parameters
-    ----------
-    annotated_dir : path-like
-        Folder with ``img2d.tif`` and ``mask2d.tif``.
-    data_dir : path-like, optional
-        Screen folder with ``metadata.csv`` (fallback).
-    tile_size : int
-        Tile side for the real image.
-    n_fallback : int
-        Synthetic images to use in the fallback.
-
-    Returns
-    -------
-    dict
-        ``images``, ``masks``, ``names`` (lists) and ``source`` (a description).
-    """
-    from i2r_utils.io import InputError, load_metadata, read_image, read_mask
-
-    annotated_dir = Path(annotated_dir)
-    img_path, msk_path = annotated_dir / "img2d.tif", annotated_dir / "mask2d.tif"
-    if img_path.is_file() and msk_path.is_file():
-        image = read_image(img_path)
-        mask = read_mask(msk_path, image.shape)
-        images, masks, names = annotated_tiles(image, mask, tile_size)
-        source = f"{annotated_dir.name}: real DSB2018 image {image.shape}, {tile_size}px tiles"
-        return {"images": images, "masks": masks, "names": names, "source": source}
-    if data_dir is None:
-        raise InputError(
-            f"{img_path}: annotated nuclei not found and no data_dir fallback given; pass the "
-            "folder with img2d.tif and mask2d.tif, or data_dir of a synthetic screen."
-        )
-    meta = load_metadata(data_dir).head(n_fallback)
-    images = [read_image(p) for p in meta["Metadata_ImagePath"]]
-    masks = [read_mask(m, i.shape) for m, i in zip(meta["Metadata_MaskPath"], images, strict=True)]
-    names = [Path(p).stem for p in meta["Metadata_ImagePath"]]
-    names = [f"{pl}/{n}" for pl, n in zip(meta["Metadata_Plate"], names, strict=True)]
-    source = f"synthetic screen {data_dir} ({len(images)} images; {img_path} not found)"
-    return {"images": images, "masks": masks, "names": names, "source": source}
 
 
 def evaluate_segmentation(
@@ -215,21 +158,24 @@ def evaluate_segmentation(
     -------
     scores : pandas.DataFrame
         One row per (image, method): ``image``, ``method``, the scores of
-        :func:`i2r_utils.metrics.segmentation_scores` and ``seconds``.
+        :func:`i2r_utils.metrics.segmentation_scores`, ``seconds`` (wall clock) and
+        ``cpu_seconds`` (CPU time of the process, all threads).
     predictions : dict
         Method name -> predicted label images (in image order).
     """
     rows, preds = [], {m: [] for m in methods}
     for img, mask, name in tqdm(
-        list(zip(images, masks, names, strict=True)), desc="segment", disable=not progress
+        list(zip(images, masks, names, strict=True)),
+        desc="segment",
+        disable=None if progress else True,
     ):
         for m, kwargs in methods.items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             labels = segment_nuclei(img, **kwargs)
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
             preds[m].append(labels)
             rows.append({"image": name, "method": m, **segmentation_scores(mask, labels),
-                         "seconds": seconds})  # fmt: skip
+                         "seconds": seconds, "cpu_seconds": cpu})  # fmt: skip
     return pd.DataFrame(rows), preds
 
 

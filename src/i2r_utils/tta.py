@@ -20,6 +20,7 @@ from skimage.segmentation import relabel_sequential
 
 __all__ = [
     "D4_TRANSFORMS",
+    "THESIS6",
     "apply_transform",
     "invert_transform",
     "merge_instances_tta",
@@ -38,6 +39,10 @@ D4_TRANSFORMS = (
     "antitranspose",
 )
 
+#: The 6 versions of the thesis (Moshkov): the original, horizontal and vertical flips and the
+#: rotations by 90, 180 and 270 degrees (D4 without the two transposes).
+THESIS6 = ("identity", "fliplr", "flipud", "rot90", "rot180", "rot270")
+
 
 def resolve_tta(tta: str | Sequence[str] | None) -> list[str]:
     """Turn a TTA specification into a list of D4 transform names.
@@ -46,8 +51,9 @@ def resolve_tta(tta: str | Sequence[str] | None) -> list[str]:
     ----------
     tta : str, sequence of str or None
         ``None``, ``"none"`` or an empty sequence: no augmentation; ``"d4"``: the 8 transforms of
-        :data:`D4_TRANSFORMS`; ``"flips"``: identity, fliplr, flipud, rot180;
-        one transform name or a sequence of names.
+        :data:`D4_TRANSFORMS`; ``"thesis6"``: the thesis' 6 versions (:data:`THESIS6`);
+        ``"flips"``: identity, fliplr, flipud, rot180; one transform name or a sequence of
+        names.
 
     Returns
     -------
@@ -62,6 +68,8 @@ def resolve_tta(tta: str | Sequence[str] | None) -> list[str]:
             return []
         if key == "d4":
             return list(D4_TRANSFORMS)
+        if key == "thesis6":
+            return list(THESIS6)
         if key == "flips":
             return ["identity", "fliplr", "flipud", "rot180"]
         tta = [key]
@@ -69,7 +77,7 @@ def resolve_tta(tta: str | Sequence[str] | None) -> list[str]:
     unknown = [n for n in names if n not in D4_TRANSFORMS]
     if unknown:
         raise ValueError(
-            f"unknown TTA transform(s) {unknown}; use None, 'd4', 'flips' "
+            f"unknown TTA transform(s) {unknown}; use None, 'd4', 'thesis6', 'flips' "
             f"or a list of names from {D4_TRANSFORMS}."
         )
     return names

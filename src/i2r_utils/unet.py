@@ -1,29 +1,41 @@
-"""A small U-Net for nucleus segmentation: model, training and inference.
+"""A small U-Net for nucleus segmentation: model, inference and model files.
 
 The network (:class:`UNet`) predicts three classes per pixel: background, nucleus interior and
-nucleus boundary (:func:`unet_targets`). It is trained on random patches with random D4
-augmentation (:func:`train_unet`); :func:`predict_unet` averages the de-augmented probability
-maps of the test-time transforms; instances are the seeded watershed of the foreground
-(interior + boundary) from the connected components of the interior
-(:func:`probabilities_to_labels`).
+nucleus boundary (:func:`unet_targets`); it is trained by :mod:`i2r_utils.unet_training`.
+:func:`predict_unet` averages the de-augmented probability maps of the test-time transforms;
+instances are the seeded watershed of the foreground (interior + boundary) from the connected
+components of the interior (:func:`probabilities_to_labels`). :func:`save_unet` and
+:func:`load_unet` write and read one model file, with its SHA-256 checksum.
 """
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries, watershed
 from torch import nn
-from tqdm.auto import tqdm
 
 from i2r_utils.classical import normalize_percentile, remove_small, validate_image
-from i2r_utils.tta import D4_TRANSFORMS, apply_transform, invert_transform, resolve_tta
+from i2r_utils.io import InputError, atomic_path, file_digest
+from i2r_utils.tta import apply_transform, invert_transform, resolve_tta
 
-__all__ = ["UNet", "predict_unet", "probabilities_to_labels", "train_unet", "unet_targets"]
+__all__ = [
+    "MODEL_FORMAT",
+    "UNet",
+    "load_unet",
+    "predict_unet",
+    "probabilities_to_labels",
+    "save_unet",
+    "unet_targets",
+]
+
+#: Format tag of the files written by :func:`save_unet`.
+MODEL_FORMAT = "i2r_utils.unet/1"
 
 # Percentiles that normalise each image before the network (stored with the model).
 _PERCENTILES = (1.0, 99.8)
@@ -58,6 +70,9 @@ class UNet(nn.Module):
         Input and output channels (1 and 3).
     percentiles : tuple of float, optional
         Percentiles used to normalise each input image (stored with the model).
+    postprocess : dict, optional
+        Keyword arguments of :func:`probabilities_to_labels` chosen for this model (e.g. on
+        validation images); stored with the model and used by default.
     """
 
     def __init__(
@@ -67,6 +82,7 @@ class UNet(nn.Module):
         in_channels: int = 1,
         out_channels: int = 3,
         percentiles: tuple[float, float] = _PERCENTILES,
+        postprocess: dict | None = None,
     ):
         super().__init__()
         if base_channels < 1 or depth < 1:
@@ -77,6 +93,7 @@ class UNet(nn.Module):
             "in_channels": int(in_channels),
             "out_channels": int(out_channels),
             "percentiles": [float(p) for p in percentiles],
+            "postprocess": dict(postprocess or {}),
         }
         chans = [base_channels * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList()
@@ -144,191 +161,10 @@ def _device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-# --- training --------------------------------------------------------------------------
-
-
-def _pad_to(arr: np.ndarray, size: int, mode: str) -> np.ndarray:
-    """Pad the last two axes of ``arr`` at the end so each is at least ``size``."""
-    pad_r, pad_c = max(0, size - arr.shape[-2]), max(0, size - arr.shape[-1])
-    if pad_r == pad_c == 0:
-        return arr
-    return np.pad(arr, [(0, 0)] * (arr.ndim - 2) + [(0, pad_r), (0, pad_c)], mode=mode)
-
-
-def _training_data(
-    images: Sequence[np.ndarray], masks: Sequence[np.ndarray], patch_size: int
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Normalised images and 3-class targets, padded to at least one patch."""
-    imgs, tgts = [], []
-    for k, (img, mask) in enumerate(zip(images, masks, strict=True)):
-        img = normalize_percentile(validate_image(img, f"images[{k}]"), *_PERCENTILES)
-        mask = np.asarray(mask)
-        if mask.shape != img.shape or not np.issubdtype(mask.dtype, np.integer):
-            raise ValueError(
-                f"masks[{k}] must be an integer label image of shape {img.shape}, "
-                f"got shape {mask.shape} and dtype {mask.dtype}."
-            )
-        imgs.append(_pad_to(img, patch_size, "reflect" if min(img.shape) > 1 else "edge"))
-        tgts.append(_pad_to(unet_targets(mask), patch_size, "constant"))
-    return imgs, tgts
-
-
-def _random_batch(
-    rng: np.random.Generator,
-    images: list[np.ndarray],
-    targets: list[np.ndarray],
-    patch_size: int,
-    batch_size: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Draw random patches (images chosen in proportion to area) with D4 augmentation."""
-    areas = np.array([im.size for im in images], dtype=float)
-    xs, ys = [], []
-    for k in rng.choice(len(images), size=batch_size, p=areas / areas.sum()):
-        img, tgt = images[k], targets[k]
-        r = rng.integers(0, img.shape[0] - patch_size + 1)
-        c = rng.integers(0, img.shape[1] - patch_size + 1)
-        x = img[r : r + patch_size, c : c + patch_size]
-        y = tgt[r : r + patch_size, c : c + patch_size]
-        name = D4_TRANSFORMS[rng.integers(len(D4_TRANSFORMS))]
-        xs.append(apply_transform(x, name))
-        ys.append(apply_transform(y, name))
-    return np.stack(xs)[:, None], np.stack(ys)
-
-
-def _seeded_unet(base_channels: int, depth: int, seed: int, dev: torch.device) -> UNet:
-    """Build a :class:`UNet` on ``dev``, initialised from ``seed``; global RNGs untouched."""
-    cuda_ids = []
-    if dev.type == "cuda":
-        cuda_ids = [torch.cuda.current_device() if dev.index is None else dev.index]
-    with torch.random.fork_rng(devices=cuda_ids):
-        torch.manual_seed(seed)
-        return UNet(base_channels, depth, percentiles=_PERCENTILES).to(dev)
-
-
-def _optimise(
-    model: UNet, batches, epochs: int, steps_per_epoch: int, loss_fn, lr: float,
-    max_time_s: float | None, progress: bool,
-) -> dict[str, list[float]]:  # fmt: skip
-    """Adam steps on ``batches()`` (numpy ``x, y``) for ``epochs``; return the loss history."""
-    dev = next(model.parameters()).device
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    history: dict[str, list[float]] = {"loss": [], "epoch_loss": []}
-    start = time.perf_counter()
-    bar = tqdm(total=epochs * steps_per_epoch, disable=not progress, desc="train U-Net")
-    model.train()
-    out_of_time = False
-    for _ in range(epochs):
-        epoch_losses = []
-        for _ in range(steps_per_epoch):
-            x, y = batches()
-            optimiser.zero_grad()
-            loss = loss_fn(model(torch.from_numpy(x).to(dev)), torch.from_numpy(y).to(dev))
-            loss.backward()
-            optimiser.step()
-            epoch_losses.append(float(loss.detach()))
-            bar.update()
-            bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}")
-            if max_time_s is not None and time.perf_counter() - start > max_time_s:
-                out_of_time = True
-                break
-        history["loss"].extend(epoch_losses)
-        history["epoch_loss"].append(float(np.mean(epoch_losses)))
-        if out_of_time:
-            break
-    bar.close()
-    history["seconds"] = [time.perf_counter() - start]
-    return history
-
-
-def train_unet(
-    images: Sequence[np.ndarray],
-    masks: Sequence[np.ndarray],
-    epochs: int = 20,
-    patch_size: int = 128,
-    batch_size: int = 8,
-    lr: float = 1e-3,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    *,
-    base_channels: int = 16,
-    depth: int = 3,
-    steps_per_epoch: int | None = None,
-    boundary_weight: float = 2.0,
-    max_time_s: float | None = None,
-) -> tuple[UNet, dict[str, list[float]]]:
-    """Train a :class:`UNet` on random augmented patches of labelled images.
-
-    Each image is normalised with its own percentiles; patches are drawn uniformly over
-    the pixels of all images and transformed by a random D4 element (flips, rot90,
-    transposes). The loss is a class-weighted cross-entropy (background, interior,
-    boundary) optimised with Adam. With the same ``seed`` and device, training on CPU is
-    deterministic. On CPU a small U-Net often trains fastest with
-    ``torch.set_num_threads(1)``, much faster when other processes load the cores.
-
-    Parameters
-    ----------
-    images, masks : sequence of numpy.ndarray
-        2-D fluorescence images and their instance label images.
-    epochs : int, optional
-        Number of epochs of ``steps_per_epoch`` optimisation steps.
-    patch_size : int, optional
-        Side of the square training patches; a multiple of ``2**depth``. Smaller images
-        are padded.
-    batch_size, lr : int and float, optional
-        Patches per step and Adam learning rate.
-    seed : int, optional
-        Seed of the weight initialisation and of the patch sampling.
-    device : str or torch.device, optional
-        Defaults to ``"cuda"`` if available, else ``"cpu"``.
-    progress : bool, optional
-        Show a tqdm progress bar.
-    base_channels, depth : int, optional
-        U-Net size, see :class:`UNet`.
-    steps_per_epoch : int, optional
-        Defaults to the number of patches needed to cover all pixels once.
-    boundary_weight : float, optional
-        Cross-entropy weight of the boundary class (background and interior weigh 1).
-    max_time_s : float, optional
-        Stop after this many seconds (checked after each step).
-
-    Returns
-    -------
-    model : UNet
-        The trained network, in eval mode, on ``device``.
-    history : dict
-        ``"loss"``: loss of every step; ``"epoch_loss"``: mean loss of each epoch;
-        ``"seconds"``: training time.
-    """
-    if len(images) != len(masks) or len(images) == 0:
-        raise ValueError(
-            f"need as many images as masks (at least one), got {len(images)} and {len(masks)}."
-        )
-    if patch_size % 2**depth:
-        raise ValueError(
-            f"patch_size must be a multiple of 2**depth = {2**depth}, got {patch_size}."
-        )
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}.")
-    imgs, tgts = _training_data(images, masks, patch_size)
-    if steps_per_epoch is None:
-        total = sum(im.size for im in imgs)
-        steps_per_epoch = max(1, round(total / (batch_size * patch_size**2)))
-    dev = _device(device)
-    rng = np.random.default_rng(seed)
-    model = _seeded_unet(base_channels, depth, seed, dev)
-    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 1.0, boundary_weight], device=dev))
-    history = _optimise(
-        model, lambda: _random_batch(rng, imgs, tgts, patch_size, batch_size), epochs,
-        steps_per_epoch, loss_fn, lr, max_time_s, progress,
-    )  # fmt: skip
-    return model.eval(), history
-
-
 # --- inference -------------------------------------------------------------------------
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_unet(
     model: UNet,
     image: np.ndarray,
@@ -411,3 +247,80 @@ def probabilities_to_labels(
     orphans = ndi.label(foreground & (labels == 0))[0]
     labels = np.where(orphans > 0, orphans + labels.max(), labels)
     return remove_small(labels, min_size)
+
+
+# --- model files -----------------------------------------------------------------------
+
+
+def save_unet(model: UNet, path: str | os.PathLike) -> str:
+    """Save a :class:`UNet` (configuration + weights) to one file, atomically.
+
+    Parameters
+    ----------
+    model : UNet
+        The network (any device; the weights are saved from the CPU).
+    path : path-like
+        Destination (``.pt``); its folder is created.
+
+    Returns
+    -------
+    str
+        SHA-256 checksum of the written file (give it to :func:`load_unet` to verify).
+    """
+    payload = {
+        "format": MODEL_FORMAT,
+        "config": dict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return file_digest(path)
+
+
+def load_unet(
+    path: str | os.PathLike,
+    device: str | torch.device | None = None,
+    sha256: str | None = None,
+) -> UNet:
+    """Load a :class:`UNet` written by :func:`save_unet`, in eval mode.
+
+    Parameters
+    ----------
+    path : path-like
+        Model file.
+    device : str or torch.device, optional
+        Defaults to ``"cuda"`` if available, else ``"cpu"``.
+    sha256 : str, optional
+        Expected checksum; a different file is an error.
+
+    Returns
+    -------
+    UNet
+        The network on ``device``, in eval mode.
+
+    Raises
+    ------
+    InputError
+        A missing file, a checksum mismatch, or a file that is not a saved U-Net.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: U-Net model file not found; pass the unet.pt of a main job.")
+    if sha256 is not None and file_digest(path) != sha256:
+        raise InputError(
+            f"{path}: checksum differs from the one recorded when it was trained (file changed "
+            "or truncated); delete it and rerun the main job to train it again."
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+            raise ValueError("no U-Net format tag")
+        model = UNet(**payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except Exception as exc:  # unpickling, a missing key, wrong shapes: one clear line
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise InputError(
+            f"{path}: not a U-Net saved by i2r ({type(exc).__name__}: {reason}); pass the "
+            "segmentation/unet.pt of a main job's results folder."
+        ) from None
+    return model.to(_device(device)).eval()
