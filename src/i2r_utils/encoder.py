@@ -230,11 +230,14 @@ def load_pretrained(branch: nn.Module, path: str | Path) -> None:
     if not isinstance(state, dict):
         raise InputError(f"{path}: not a state dict of tensors; give a ResNet18 state dict.")
     state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith("fc.")}
-    missing, unexpected = branch.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = branch.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shapes that do not fit
+        missing, unexpected = [str(err).splitlines()[-1].strip()], []
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
         raise InputError(
-            f"{path}: not a torchvision ResNet18 state dict (missing {missing[:3]}, "
+            f"{path}: not a torchvision ResNet18 state dict (missing or wrong {missing[:3]}, "
             f"unexpected {list(unexpected)[:3]}); give resnet18 weights."
         )
 
