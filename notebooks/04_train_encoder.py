@@ -27,6 +27,7 @@ training = "i2r"  # i2r (i2r's recipe) | image2reg (the original schedule)
 latent_dim = 1024  # embedding size of the image2reg network (the fusion layer)
 pretrained_weights = None  # image2reg: ResNet18 state dict for both branches; None: random init
 context_window = 0  # side (px) of the context windows written by the nuclei step
+batch_size = 0  # training batch size; 0: the recipe's own (i2r 128, image2reg 64)
 
 # %% [markdown]
 # ## The fold's held-out conditions and its classes
@@ -97,6 +98,8 @@ if encoder_arch == "image2reg":
     context = load_context(artifact(work_dir, "nuclei_dir"), nuclei, context_window)
 fields = {"arch": encoder_arch, "input_size": input_size, "epochs": epochs, "seed": seed,
           "latent_dim": latent_dim, "pretrained_weights": pretrained_weights}  # fmt: skip
+if batch_size:
+    fields["batch_size"] = batch_size
 if training == "image2reg":
     params = image2reg_params(**fields)
 else:

@@ -85,6 +85,7 @@ CHECKS: dict[str, tuple[Callable, str]] = {
     ),
     "training": choice("i2r", "image2reg"),
     "latent_dim": integer(1),
+    "batch_size": integer(0),
     "pretrained_weights": (
         (lambda v: v is None or (isinstance(v, str) and bool(v))),
         "null (random initialisation) or the path of a torchvision ResNet18 state dict",
