@@ -179,6 +179,21 @@ def flip_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
+def _split(labels, groups, batch_size: int, rng):
+    """Classes, integer labels, control nuclei dropped and the train/val/test positions."""
+    labels, groups = np.asarray(labels).astype(str), np.asarray(groups).astype(str)
+    classes = np.unique(labels)
+    y = np.searchsorted(classes, labels)
+    keep = undersample_control(labels, rng)
+    splits = tuple(keep[s] for s in grouped_splits(y[keep], groups[keep]))
+    if len(splits[0]) < batch_size:
+        raise InputError(
+            f"{len(splits[0])} training nuclei, fewer than one batch of {batch_size} (the last "
+            "incomplete batch is dropped); use a larger screen or a smaller batch_size."
+        )
+    return classes, y, int(len(labels) - len(keep)), splits
+
+
 def _train_epoch(model, opt, loss_fn, data, train_idx, params, rng, gen, dev, hook) -> list:
     """One epoch: shuffled batches (last incomplete one dropped), flips, one Adam step each."""
     crops, context, y, classes, two = data
@@ -255,16 +270,7 @@ def train_image2reg(
     rng = np.random.default_rng([params.seed, 13])
     gen = torch.Generator().manual_seed(params.seed)
     torch.set_flush_denormal(True)
-    labels, groups = np.asarray(labels).astype(str), np.asarray(groups).astype(str)
-    classes = np.unique(labels)
-    y = np.searchsorted(classes, labels)
-    keep = undersample_control(labels, rng)
-    tr, va, te = (keep[s] for s in grouped_splits(y[keep], groups[keep]))
-    if len(tr) < params.batch_size:
-        raise InputError(
-            f"{len(tr)} training nuclei, fewer than one batch of {params.batch_size} (the last "
-            "incomplete batch is dropped); use a larger screen."
-        )
+    classes, y, n_dropped, (tr, va, te) = _split(labels, groups, params.batch_size, rng)
     data = (crops, context, y, classes, two)
     dev = pick_device(device)
     model = build_model(params, len(classes)).to(dev)
@@ -307,7 +313,7 @@ def train_image2reg(
         "n_train_crops": int(len(tr)),
         "n_val_crops": int(len(va)),
         "n_test_crops": int(len(te)),
-        "n_control_dropped": int(len(labels) - len(keep)),
+        "n_control_dropped": n_dropped,
         "class_weights": dict(zip(classes.tolist(), weights.round(6).tolist(), strict=True)),
         "device": str(dev),
         "training": "image2reg",
