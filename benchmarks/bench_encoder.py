@@ -1,7 +1,9 @@
 """Benchmark of the image encoder: training and embedding crops per second, and trainings.
 
 Run: ``.venv/bin/python benchmarks/bench_encoder.py [--arch resnet18] [--sizes 32 64]
-[--threads 1 2] [--seconds 8] [--conditions 50] [--n-folds 3]``
+[--threads 1 2] [--seconds 8] [--conditions 50] [--n-folds 3]``; the original two-branch
+network with its schedule: ``--arch image2reg --sizes 64 224 [--latent-dim 1024]
+[--batch-size 64] [--device cuda]`` (nuclei/s = crop + context window pairs per second).
 
 Times, for each input size and thread count, the training step of
 :func:`i2r_utils.training.train_encoder` (augmentation + forward + backward + Adam, batch
@@ -23,51 +25,93 @@ import time
 import numpy as np
 import torch
 
-from i2r_utils.encoder import EncoderParams, build_model, embed
+from i2r_utils.encoder import EncoderParams, build_model, embed, pick_device, prepare_inputs
 from i2r_utils.training import augment
+from i2r_utils.training_image2reg import flip_batch, image2reg_params
 
 
-def train_rate(params: EncoderParams, seconds: float, n_classes: int = 28) -> float:
-    """Training crops per second (after two warm-up steps)."""
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _inputs(params: EncoderParams, n: int):
+    """Random 64x64 crops and, for the two-branch network, context windows."""
+    rng = np.random.default_rng(0)
+    crops = rng.random((n, 64, 64), dtype=np.float32)
+    if params.arch != "image2reg":
+        return crops, None
+    return crops, rng.integers(0, 256, (n, params.input_size, params.input_size), np.uint8)
+
+
+def train_rate(params: EncoderParams, seconds: float, n_classes: int = 28, device=None) -> float:
+    """Training nuclei per second (after one warm-up step): input, augmentation, step.
+
+    i2r's recipe: pooled crops, :func:`~i2r_utils.training.augment`, plain cross-entropy;
+    the original schedule: crops resized and paired with context windows, random flips,
+    class-weighted cross-entropy.
+    """
     torch.set_flush_denormal(True)
-    model = build_model(params, n_classes).train()
-    opt = torch.optim.Adam(model.parameters(), lr=params.lr)
+    dev = pick_device(device)
+    model = build_model(params, n_classes).to(dev).train()
+    opt = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(params.batch_size, 1, params.input_size, params.input_size)
-    y = torch.randint(0, n_classes, (params.batch_size,))
+    crops, context = _inputs(params, params.batch_size)
+    two = params.arch == "image2reg"
+    y = torch.randint(0, n_classes, (params.batch_size,)).to(dev)
+    weight = torch.full((n_classes,), 1.0 / n_classes, device=dev)
+
+    pooled = None if two else prepare_inputs(crops, params.input_size)  # i2r pools once
 
     def step():
-        xb = augment(x, gen).contiguous(memory_format=torch.channels_last)
-        loss = torch.nn.functional.cross_entropy(model(xb), y)
+        x = pooled if pooled is not None else prepare_inputs(crops, params.input_size, context, two)
+        x = flip_batch(x, gen) if params.training == "image2reg" else augment(x, gen)
+        x = x.to(dev).contiguous(memory_format=torch.channels_last)
+        loss = torch.nn.functional.cross_entropy(model(x), y, weight=weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
 
-    for _ in range(2):
-        step()
+    step()
+    _sync(dev)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         step()
+        _sync(dev)
         n += params.batch_size
     return n / (time.perf_counter() - t0)
 
 
-def embed_rate(params: EncoderParams, seconds: float) -> float:
-    """Embedding crops per second of 64x64 crops (pooling to the input size included)."""
-    model = build_model(params, 28)
-    crops = np.random.default_rng(0).random((2048, 64, 64), dtype=np.float32)
-    embed(model, crops[:512])
+def embed_rate(params: EncoderParams, seconds: float, device=None) -> float:
+    """Embedding nuclei per second of 64x64 crops (resizing to the input size included)."""
+    model = build_model(params, 28, weights=False)
+    n_crops = 256 if params.arch == "image2reg" else 2048
+    crops, context = _inputs(params, n_crops)
+    embed(model, crops[:64], device=device, context=None if context is None else context[:64])
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        embed(model, crops)
+        embed(model, crops, device=device, context=context)
         n += len(crops)
     return n / (time.perf_counter() - t0)
+
+
+def bench_params(args, size: int) -> EncoderParams:
+    """Encoder parameters of one measurement (the original schedule for ``image2reg``)."""
+    fields = {"arch": args.arch, "input_size": size}
+    if args.batch_size:
+        fields["batch_size"] = args.batch_size
+    if args.arch == "image2reg":
+        return image2reg_params(latent_dim=args.latent_dim, **fields)
+    return EncoderParams(**fields)
 
 
 def main() -> None:
     """Parse arguments, run the timings and print a table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", default="resnet18", choices=["resnet18", "small"])
+    ap.add_argument("--arch", default="resnet18", choices=["resnet18", "small", "image2reg"])
+    ap.add_argument("--latent-dim", type=int, default=1024, help="image2reg embedding size")
+    ap.add_argument("--batch-size", type=int, default=0, help="0: the recipe's own")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--seconds", type=float, default=8.0, help="timing window per measurement")
@@ -79,17 +123,20 @@ def main() -> None:
     ap.add_argument("--samples-per-class", type=int, default=64)
     args = ap.parse_args()
 
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}; load average before: {os.getloadavg()}")  # fmt: skip
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {gpu}, "
+          f"torch {torch.__version__}; device {pick_device(args.device)}; load average "
+          f"before: {os.getloadavg()}")  # fmt: skip
     rows = []
     for size in args.sizes:
         for threads in args.threads:
             torch.set_num_threads(threads)
-            params = EncoderParams(arch=args.arch, input_size=size)
-            tr, em = train_rate(params, args.seconds), embed_rate(params, args.seconds)
+            params = bench_params(args, size)
+            tr = train_rate(params, args.seconds, device=args.device)
+            em = embed_rate(params, args.seconds, device=args.device)
             rows.append((size, threads, tr, em))
-            print(f"{args.arch} {size}x{size}, {threads} thread(s): train {tr:6.0f} crops/s, "
-                  f"embed {em:6.0f} crops/s", flush=True)  # fmt: skip
+            print(f"{args.arch} {size}x{size}, batch {params.batch_size}, {threads} thread(s): "
+                  f"train {tr:7.1f} nuclei/s, embed {em:7.1f} nuclei/s", flush=True)  # fmt: skip
     print(f"load average after: {os.getloadavg()}")
 
     classes = round(args.impactful * (args.n_folds - 1) / args.n_folds) + 1

@@ -9,7 +9,8 @@
 # (nothing shared is written).
 # Produces, per plate, under `work_dir/nuclei/`: `plates/<plate>.parquet` (Metadata_ per
 # nucleus, bbox, crop index), `crops/<plate>.npz`, `features/<plate>.parquet`
-# (Metadata_ + Nuclei_<Family>_<Name>), `filter_counts/<plate>.csv`.
+# (Metadata_ + Nuclei_<Family>_<Name>), `filter_counts/<plate>.csv`; with
+# `context_window > 0` also `context/<plate>.npz` (uint8 field window per nucleus).
 
 # %% tags=["parameters"]
 data_dir = "../data/synthetic/tiny"  # screen folder with metadata.csv
@@ -32,13 +33,21 @@ unet_epochs = 16  # U-Net training settings: the same as notebook 08's, so one m
 unet_max_minutes = 15.0
 seed = 0
 threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
+crop_centre = "centroid"  # centroid (i2r) | bbox (the original: bounding box centred on the crop)
+crop_scaling = "image"  # image (i2r: per-image percentiles) | crop (the original: per-crop min-max)
+drop_large_crops = False  # drop nuclei wider/taller than crop_size (the original) or truncate them
+context_window = 0  # window (px) of field per nucleus for the image2reg encoder (original 448)
+input_size = 32  # side (px) the context windows are stored at (the encoder's input size)
 
 # %%
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from i2r_utils.artifacts import artifact
-from i2r_utils.io import load_metadata
-from i2r_utils.nuclei import preprocess_plate, select_plates
+from i2r_utils.context import load_context
+from i2r_utils.io import load_metadata, read_table
+from i2r_utils.nuclei import load_crops, preprocess_plate, select_plates
 from i2r_utils.nucleus_filter import NucleusFilter
 from i2r_utils.runtime import pin_threads
 
@@ -86,14 +95,50 @@ print(f"{int(unmasked.sum())} images without a mask: {segment_method if unmasked
 # atomically, the plate table last. Too few nuclei on a plate stops here with the filter
 # that removed the most and the parameter to change (the filter counts are written first).
 
+# %% [markdown]
+# ## Crops, and the field around each nucleus
+# i2r cuts a `crop_size` window centred on the nucleus centroid from the image normalised
+# by its 1st and 99.9th percentiles, so a crop keeps the nucleus' DNA intensity relative to
+# its field. Image2Reg's original crops differ in three ways, each an option: the nucleus'
+# bounding box is centred on a zero canvas (`crop_centre = "bbox"`), nuclei that do not fit
+# are dropped (`drop_large_crops`, counted as `removed_crop_size`), and every crop is cut
+# from the raw image and min-max scaled by its OWN minimum and maximum to 8 bits
+# (`crop_scaling = "crop"`): a per-nucleus contrast normalisation that discards the
+# absolute DNA content. The original encoder also sees a `context_window` px square of the
+# field around each nucleus (the 16-bit field rescaled by its 0.1/99.9 percentiles --
+# minus the low one, divided by the high one --, padded with its 1st-percentile grey),
+# resized to `input_size` and stored as uint8.
+
 # %%
 out = artifact(work_dir, "nuclei_dir")
+crop_options = {"crop_centre": crop_centre, "crop_scaling": crop_scaling,
+                "drop_large_crops": drop_large_crops, "context_window": context_window,
+                "context_size": input_size}  # fmt: skip
 runs = [
     preprocess_plate(meta, p, out, filt, size=crop_size, apply_mask=apply_mask,
-                     segment_method=segment_method, segment_params=segment_params)
+                     segment_method=segment_method, segment_params=segment_params,
+                     crop_options=crop_options)  # fmt: skip
     for p in plates
 ]  # fmt: skip
 pd.DataFrame(runs).drop(columns="paths")
+
+# %% [markdown]
+# ## What the encoder sees
+# A few nuclei of the first plate: their crops and, when written, their context windows.
+
+# %%
+first = read_table(artifact(work_dir, "plate_nuclei", plate=plates[0])).head(6)
+rows = [("crop", load_crops(out, first))]
+if context_window:
+    rows.append((f"context ({context_window} px)", load_context(out, first, context_window)))
+fig, axes = plt.subplots(len(rows), len(first), figsize=(1.6 * len(first), 1.7 * len(rows)),
+                         squeeze=False)  # fmt: skip
+for (name, imgs), ax_row in zip(rows, axes, strict=True):
+    for img, ax, cond in zip(imgs, ax_row, first["Metadata_Condition"], strict=False):
+        ax.imshow(np.asarray(img, np.float32), cmap="gray")
+        ax.set_title(f"{cond}\n{name}", fontsize=7)
+        ax.axis("off")
+fig.tight_layout()
 
 # %% [markdown]
 # ## What each filter removed

@@ -5,7 +5,10 @@
 # encoder of fold `fold` is a ResNet18 (1-channel, random init) trained to classify the
 # condition of each nucleus among the impactful conditions not in the fold plus `EMPTY`. It
 # then embeds **all** nuclei, so the conditions of this fold get leakage-free embeddings;
-# `n_folds` = number of conditions is leave-one-condition-out.
+# `n_folds` = number of conditions is leave-one-condition-out. With `encoder_arch =
+# "image2reg"` the network is the original Image2Reg one (two ResNet18 branches, nucleus
+# crop and its field window, fused by a linear layer whose output is the embedding), and
+# with `training = "image2reg"` it is trained with the original schedule.
 #
 # Produces `work_dir/encoders/fold<k>/encoder.pt` (checkpoint), `encoder.json` (classes,
 # held-out conditions, history, validation balanced accuracy vs chance, crops/s) and
@@ -15,12 +18,17 @@
 work_dir = "../results/tiny"  # results of this data set
 fold = 0  # fold whose conditions are held out (0 .. n_folds-1)
 n_folds = 2  # number of folds of conditions; the number of conditions gives leave-one-out
-encoder_arch = "resnet18"  # resnet18 | small (fast tests)
-input_size = 32  # crops area-pooled to this side (px) before the network
+encoder_arch = "resnet18"  # resnet18 | small (fast tests) | image2reg (two branches, the original)
+input_size = 32  # crops area-pooled to this side (px) before the network (image2reg: resized)
 epochs = 8  # most training epochs (early stopping on held-out wells)
 samples_per_class = 64  # crops drawn per class each epoch (balanced classes)
 seed = 0  # random seed of training
 threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
+training = "i2r"  # i2r (i2r's recipe) | image2reg (the original schedule)
+latent_dim = 1024  # embedding size of the image2reg network (the fusion layer)
+pretrained_weights = None  # image2reg: ResNet18 state dict for both branches; None: random init
+context_window = 0  # side (px) of the context windows written by the nuclei step
+batch_size = 0  # training batch size; 0: the recipe's own (i2r 128, image2reg 64)
 
 # %% [markdown]
 # ## The fold's held-out conditions and its classes
@@ -35,11 +43,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from i2r_utils.artifacts import artifact
+from i2r_utils.context import load_context
 from i2r_utils.encoder import EncoderParams, embed, embedding_table, pick_device, save_encoder
 from i2r_utils.io import InputError, read_table, write_table
 from i2r_utils.nuclei import load_crops
 from i2r_utils.runtime import pin_threads
-from i2r_utils.training import fold_training_set, train_encoder, well_groups
+from i2r_utils.training import fold_training_set, image_groups, train_encoder, well_groups
+from i2r_utils.training_image2reg import image2reg_params
 
 pin_threads(threads)
 
@@ -59,9 +69,10 @@ labels = nuclei["Metadata_Condition"].astype(str).to_numpy()
 keep, classes = fold_training_set(labels, impactful, held_out)
 print(f"fold {fold}/{n_folds}: {len(held_out)} held-out conditions {held_out}")
 print(f"{len(classes)} classes; device {pick_device()}")
-groups = well_groups(nuclei)
-pd.DataFrame({"class": labels[keep], "well": groups[keep]}).groupby("class").agg(
-    crops=("well", "size"), wells=("well", "nunique")
+groups = image_groups(nuclei) if training == "image2reg" else well_groups(nuclei)
+unit = "images" if training == "image2reg" else "wells"
+pd.DataFrame({"class": labels[keep], "group": groups[keep]}).groupby("class").agg(
+    crops=("group", "size"), **{unit: ("group", "nunique")}
 )
 
 # %% [markdown]
@@ -74,26 +85,45 @@ pd.DataFrame({"class": labels[keep], "well": groups[keep]}).groupby("class").agg
 # balanced accuracy on the validation wells is measured; the weights of the best epoch are
 # kept, and training stops after `patience` epochs without improvement.
 
+#
+# The original schedule (`training = "image2reg"`) differs: the control is under-sampled to
+# the largest other class, the nuclei are split 60/20/20 into training, validation and test
+# sets grouped by field image, every epoch passes once over the shuffled training nuclei in
+# batches of 64 (the last incomplete one dropped) with random flips only, the loss is the
+# cross-entropy weighted by inverse class frequency, Adam runs at a constant learning rate
+# of 1e-5 (weight decay 1e-3), validation uses the BatchNorm running statistics, and
+# training stops once the validation balanced accuracy has not improved for more than 5
+# epochs (best weights restored; the test balanced accuracy is reported).
+
 # %%
 crops = load_crops(artifact(work_dir, "nuclei_dir"), nuclei)
-params = EncoderParams(
-    arch=encoder_arch,
-    input_size=input_size,
-    epochs=epochs,
-    samples_per_class=samples_per_class,
-    seed=seed,
-)
-model, info = train_encoder(crops[keep], labels[keep], groups[keep], params)
+context = None
+if encoder_arch == "image2reg":
+    context = load_context(artifact(work_dir, "nuclei_dir"), nuclei, context_window)
+fields = {"arch": encoder_arch, "input_size": input_size, "epochs": epochs, "seed": seed,
+          "latent_dim": latent_dim, "pretrained_weights": pretrained_weights}  # fmt: skip
+if batch_size:
+    fields["batch_size"] = batch_size
+if training == "image2reg":
+    params = image2reg_params(**fields)
+else:
+    params = EncoderParams(samples_per_class=samples_per_class, **fields)
+model, info = train_encoder(
+    crops[keep], labels[keep], groups[keep], params,
+    context=None if context is None else context[keep],
+)  # fmt: skip
 assert not set(info["classes"]) & set(held_out), "leak: a held-out condition is a training class"
+test = info.get("test_balanced_accuracy")
 print(
     f"{info['n_train_crops']} training and {info['n_val_crops']} validation crops; "
-    f"validation balanced accuracy (held-out wells) {info['val_balanced_accuracy']:.3f} "
-    f"vs chance {info['chance']:.3f} at epoch {info['best_epoch']} of {len(info['history'])}; "
-    f"train {info['train_crops_per_s']:.0f} crops/s"
+    f"validation balanced accuracy (held-out {unit}) {info['val_balanced_accuracy']:.3f} "
+    f"vs chance {info['chance']:.3f} at epoch {info['best_epoch']} of {len(info['history'])}"
+    + ("" if test is None else f"; test {test:.3f} ({info['n_test_crops']} crops)")
+    + f"; train {info['train_crops_per_s']:.0f} crops/s, {info['seconds_per_epoch']:.1f} s/epoch"
 )
 hist = pd.DataFrame(info["history"])
 fig, ax = plt.subplots(figsize=(4, 3))
-ax.plot(hist.epoch, hist.val_bacc, marker="o", label="validation (held-out wells)")
+ax.plot(hist.epoch, hist.val_bacc, marker="o", label=f"validation (held-out {unit})")
 ax.axvline(info["best_epoch"], ls=":", c="grey", label="best epoch (kept)")
 ax.axhline(info["chance"], ls="--", c="k", label="chance")
 ax.set_xlabel("epoch")
@@ -108,7 +138,7 @@ hist.round(3)
 
 # %%
 t0 = time.perf_counter()
-emb = embed(model, crops, progress=True)
+emb = embed(model, crops, progress=True, context=context)
 seconds = time.perf_counter() - t0
 write_table(embedding_table(nuclei, emb), artifact(work_dir, "encoder_embeddings", fold=fold))
 info.update(

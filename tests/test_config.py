@@ -103,3 +103,39 @@ def test_image2reg_preset_is_the_original_translation():
     settings = {**preset, "alphas": preset["alpha_grid"] or [preset["alpha"]]}
     assert method_label(settings).startswith("image2reg translation: ")
     assert method_label({**default, "alphas": default["alpha_grid"]}).startswith("i2r ")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("crop_centre", "center", "one of centroid, bbox"),
+        ("crop_scaling", "minmax", "one of image, crop"),
+        ("drop_large_crops", 1, "true or false"),
+        ("context_window", 1, "0 (no context windows) or an integer >= 2"),
+        ("context_window", 448.0, "0 (no context windows) or an integer >= 2"),
+        ("training", "original", "one of i2r, image2reg"),
+        ("latent_dim", 0, "an integer >= 1"),
+        ("pretrained_weights", "", "null (random initialisation) or the path"),
+    ],
+)
+def test_image2reg_encoder_keys(key, value, allowed):
+    with pytest.raises(PipelineError) as info:
+        validate_config({key: value})
+    assert str(info.value).startswith(f"configuration key {key} = {value!r}: must be {allowed}")
+
+
+def test_image2reg_encoder_needs_context_windows_and_choices_match_the_library():
+    from i2r_utils.encoder import ARCHS, TRAININGS
+    from i2r_utils.nuclei import CROP_CENTRES, CROP_SCALINGS
+
+    with pytest.raises(PipelineError, match="needs context windows: set context_window"):
+        validate_config({"encoder_arch": "image2reg"})
+    validate_config({"encoder_arch": "image2reg", "context_window": 448, "training": "image2reg",
+                     "pretrained_weights": "w/resnet18.pth", "latent_dim": 1024})  # fmt: skip
+
+    def allowed(key):
+        return CHECKS[key][1].removeprefix("one of ").split(", ")
+
+    assert allowed("encoder_arch") == list(ARCHS) and allowed("training") == list(TRAININGS)
+    assert allowed("crop_centre") == list(CROP_CENTRES)
+    assert allowed("crop_scaling") == list(CROP_SCALINGS)

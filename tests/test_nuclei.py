@@ -5,11 +5,14 @@ import tifffile
 from reference_nuclei import disks
 from screen_helpers import small_screen
 
+from i2r_utils.context import load_context
 from i2r_utils.io import InputError, load_metadata
 from i2r_utils.nuclei import (
     crop_nuclei,
+    drop_large_nuclei,
     load_crops,
     merge_plates,
+    minmax_crops,
     plate_outputs,
     preprocess_image,
     preprocess_plate,
@@ -209,3 +212,71 @@ def test_pixel_scale_resamples_to_the_screens_magnification(braf_field, tmp_path
     )
     reference = preprocess_image(img, mask)[0]
     assert abs(len(crops) - len(reference)) <= 1 and len(feats) == len(crops)
+
+
+# --- the original's crops: bounding box centred, min-max per crop, large nuclei dropped ------
+def _pad_image_reference(image, size):
+    """The original's padding (``pad_image``), written out: the image centred on zeros."""
+    out = np.zeros((size, size))
+    h, w = image.shape
+    mid_r, mid_c = size // 2 + size % 2, size // 2 + size % 2
+    out[mid_r - h // 2 : mid_r + (h - h // 2), mid_c - w // 2 : mid_c + (w - w // 2)] = image
+    return out
+
+
+def test_bbox_crops_equal_the_originals_padded_intensity_image():
+    rng = np.random.default_rng(0)
+    lab = np.zeros((120, 120), np.int32)
+    lab[10:27, 30:52] = 1  # 17 x 22 box
+    lab[60:90, 70:81] = 2  # 30 x 11 box
+    lab[61:64, 71:74] = 0  # a hole: not the nucleus
+    img = rng.random((120, 120)).astype(np.float32) + 0.1
+    kept, _ = filter_nuclei(lab, NucleusFilter(min_area=1, drop_border=False))
+    for size in (64, 45):
+        crops = crop_nuclei(img, lab, kept["centroid"], kept["label"], size, True, kept["bbox"])
+        for crop, label, (r0, c0, r1, c1) in zip(crops, kept["label"], kept["bbox"], strict=True):
+            own = np.where(lab[r0:r1, c0:c1] == label, img[r0:r1, c0:c1], 0)  # intensity_image
+            np.testing.assert_array_equal(crop, _pad_image_reference(own, size))
+
+
+def test_minmax_scales_each_crop_by_itself_to_8_bits():
+    crops = np.zeros((2, 4, 4), np.float32)
+    crops[0, 1, 1:3] = [1000, 3000]
+    crops[1, 2, 2] = 7
+    out = minmax_crops(crops)
+    assert out.dtype == np.float32 and out.max(axis=(1, 2)).tolist() == [1.0, 1.0]
+    assert out[0, 1, 1] == np.float32(int(1000 / 3000 * 255) / 255)  # truncated, not rounded
+    np.testing.assert_array_equal(np.round(out * 255), (out * 255).astype(np.float32))
+    assert minmax_crops(np.zeros((1, 3, 3))).max() == 0  # an empty crop stays empty
+
+
+def test_nuclei_larger_than_the_crop_are_dropped_and_counted():
+    kept = {"label": np.array([1, 2, 3]),
+            "bbox": np.array([[0, 0, 64, 64], [0, 0, 65, 10], [0, 0, 10, 70]])}  # fmt: skip
+    small, counts = drop_large_nuclei(kept, {"n_objects": 5, "n_kept": 3}, 64)
+    assert small["label"].tolist() == [1] and small["bbox"].shape == (1, 4)
+    assert counts == {"n_objects": 5, "n_kept": 1, "removed_crop_size": 2}
+
+
+def test_plate_with_the_original_crops_and_context_windows(tiny_screen, tmp_path):
+    meta = load_metadata(tiny_screen, require_masks=False)
+    options = {"crop_centre": "bbox", "crop_scaling": "crop", "drop_large_crops": True,
+               "context_window": 96, "context_size": 32}  # fmt: skip
+    run = preprocess_plate(meta, "P01", tmp_path, progress=False, crop_options=options)
+    with np.load(plate_outputs(tmp_path, "P01")["crops"]) as z:
+        assert z["crops"].dtype == np.uint8  # stored compactly
+    nuc = pd.read_parquet(plate_outputs(tmp_path, "P01")["plates"])
+    crops = load_crops(tmp_path, nuc)
+    assert len(crops) == run["n_nuclei"] and np.allclose(crops.max(axis=(1, 2)), 1.0)
+    ctx = load_context(tmp_path, nuc, 96)
+    assert ctx.shape == (len(nuc), 32, 32) and ctx.dtype == np.uint8 and ctx.std() > 0
+    counts = pd.read_csv(plate_outputs(tmp_path, "P01")["filter_counts"])
+    assert "removed_crop_size" in counts and counts["n_kept"].sum() == len(nuc)
+    # the same image through preprocess_image gives the stored crops
+    rec = meta[meta.Metadata_Plate == "P01"].iloc[0]
+    one, objs, _, _ = preprocess_image(rec.Metadata_ImagePath, rec.Metadata_MaskPath,
+                                       features=False, crop_centre="bbox",
+                                       crop_scaling="crop", drop_large_crops=True)  # fmt: skip
+    np.testing.assert_array_equal(one, crops[: len(one)])
+    with pytest.raises(ValueError, match="crop_scaling"):
+        preprocess_image(rec.Metadata_ImagePath, rec.Metadata_MaskPath, crop_scaling="minmax")

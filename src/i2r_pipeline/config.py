@@ -62,7 +62,7 @@ CHECKS: dict[str, tuple[Callable, str]] = {
     "pixel_scale": number(0.0),
     "screen_threshold": (_threshold, '"elbow" or a number in (0, 1]'),
     "n_folds": integer(2),
-    "encoder_arch": choice("resnet18", "small"),
+    "encoder_arch": choice("resnet18", "small", "image2reg"),
     "input_size": integer(1),
     "epochs": integer(1),
     "samples_per_class": integer(1),
@@ -85,6 +85,21 @@ CHECKS: dict[str, tuple[Callable, str]] = {
     "segment_method": choice("unet_tta", "unet", "classical"),
     "segmentation_tta": choice("d4", "thesis6"),
     "unet_max_minutes": number(0.0),
+    # --- Image2Reg's crops, context windows, two-branch encoder and schedule ---
+    "crop_centre": choice("centroid", "bbox"),
+    "crop_scaling": choice("image", "crop"),
+    "drop_large_crops": ((lambda v: isinstance(v, bool)), "true or false"),
+    "context_window": (
+        (lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or v >= 2)),
+        "0 (no context windows) or an integer >= 2, e.g. 448",
+    ),
+    "training": choice("i2r", "image2reg"),
+    "latent_dim": integer(1),
+    "batch_size": integer(0),
+    "pretrained_weights": (
+        (lambda v: v is None or (isinstance(v, str) and bool(v))),
+        "null (random initialisation) or the path of a torchvision ResNet18 state dict",
+    ),
 }
 
 # --- translation elements of the original Image2Reg (i2r_utils.directions, .ranking, .profiles)
@@ -116,6 +131,15 @@ CHECKS["threads"] = (
 )
 
 
+def _check_encoder_context(cfg: dict) -> None:
+    """Check that the two-branch encoder gets the context windows of the nuclei step."""
+    if cfg.get("encoder_arch") == "image2reg" and not cfg.get("context_window", 0):
+        raise PipelineError(
+            "configuration key encoder_arch = 'image2reg' needs context windows: set "
+            "context_window (e.g. 448, the original) above 0."
+        )
+
+
 def validate_config(cfg: dict) -> None:
     """Check every value of ``cfg`` that :data:`CHECKS` knows.
 
@@ -137,3 +161,4 @@ def validate_config(cfg: dict) -> None:
     for key, (ok, allowed) in CHECKS.items():
         if key in cfg and not ok(cfg[key]):
             raise PipelineError(f"configuration key {key} = {cfg[key]!r}: must be {allowed}.")
+    _check_encoder_context(cfg)

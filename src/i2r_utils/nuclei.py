@@ -5,6 +5,16 @@ is no mask, filter, crop, hand-crafted features): the screen's plates go through
 :func:`preprocess_plate`, a user's own images in new-target mode (resampled to the screen's
 magnification). :func:`merge_plates` checks and concatenates the plates, :func:`load_crops`
 reads crops back.
+
+Crop options (i2r's defaults first, then Image2Reg's original): a crop is the
+``size``-px window centred on the rounded centroid (``crop_centre="centroid"``) or the
+nucleus' bounding box centred on a zero canvas as the original pads it (``"bbox"``); it is
+cut from the image normalised by its 1st/99.9th percentiles (``crop_scaling="image"``) or
+from the raw image and then min-max scaled by its own minimum and maximum and quantised to
+8 bits (``"crop"``: per-nucleus contrast normalisation, the absolute DNA intensity is not
+kept); nuclei wider or taller than ``size`` are kept, truncated (``drop_large_crops=False``),
+or dropped as the original drops them. With ``context_window > 0`` the plate step also
+writes the field window around every nucleus (:mod:`i2r_utils.context`).
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .artifacts import artifact
 from .columns import CONTROL
+from .context import context_windows, field_to_uint8, plate_context_path, write_plate_context
 from .io import (
     InputError,
     atomic_path,
@@ -29,7 +40,11 @@ from .io import (
 from .nucleus_filter import NucleusFilter, filter_nuclei, too_few_nuclei_message
 
 __all__ = [
+    "CROP_CENTRES",
+    "CROP_SCALINGS",
     "crop_nuclei",
+    "drop_large_nuclei",
+    "minmax_crops",
     "load_crops",
     "merge_plates",
     "plate_outputs",
@@ -43,6 +58,8 @@ _OBJECT_COLUMNS = [
     "Metadata_BBoxMinY", "Metadata_BBoxMinX", "Metadata_BBoxMaxY", "Metadata_BBoxMaxX",
 ]  # fmt: skip
 _SCREEN_FILTER = NucleusFilter()  # the Image2Reg defaults
+CROP_CENTRES = ("centroid", "bbox")  # i2r | the original (bounding box centred on the canvas)
+CROP_SCALINGS = ("image", "crop")  # i2r (per image) | the original (per-crop min-max, uint8)
 
 
 # --------------------------------------------------------------------------------------
@@ -55,6 +72,7 @@ def crop_nuclei(
     object_numbers: np.ndarray,
     size: int = 64,
     apply_mask: bool = True,
+    bboxes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cut ``size`` x ``size`` crops centred on each nucleus, zero-padded at the borders.
 
@@ -70,6 +88,10 @@ def crop_nuclei(
         Crop side in pixels.
     apply_mask : bool
         Zero every pixel outside the nucleus' own mask.
+    bboxes : numpy.ndarray, optional
+        ``(n, 4)`` bounding boxes (min row, min col, max row, max col; max exclusive). When
+        given, the bounding box is centred on the crop as the original pads it (its row
+        ``h // 2`` lands on row ``size // 2 + size % 2``) instead of the centroid.
 
     Returns
     -------
@@ -83,7 +105,12 @@ def crop_nuclei(
     half = size // 2
     pad_img = np.pad(np.asarray(image, np.float32), half)
     pad_lab = np.pad(labels, half) if apply_mask else None
-    starts = np.round(centroids).astype(np.int64)  # +half (padding) -half (corner) cancel
+    if bboxes is None:
+        starts = np.round(centroids).astype(np.int64)  # +half (padding) -half (corner) cancel
+    else:
+        bb = np.asarray(bboxes, np.int64).reshape(-1, 4)
+        extent = bb[:, 2:] - bb[:, :2]
+        starts = bb[:, :2] + extent // 2 - (half + size % 2) + half
     for i, (r, c) in enumerate(starts):
         crop = pad_img[r : r + size, c : c + size]
         if apply_mask:
@@ -91,6 +118,52 @@ def crop_nuclei(
         else:
             out[i] = crop
     return out
+
+
+def minmax_crops(crops: np.ndarray) -> np.ndarray:
+    """Scale every crop by its own minimum and maximum and quantise it to 8 bits.
+
+    As the original stores its padded crops: ``x = crop - min; x = x / max(x)``, times 255,
+    truncated to uint8; returned as float32 ``uint8 / 255`` (an all-equal crop stays 0).
+
+    Parameters
+    ----------
+    crops : numpy.ndarray
+        ``(n, h, w)`` crops of raw intensities (zero outside the nucleus).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, h, w)`` float32 crops in [0, 1], multiples of 1/255.
+    """
+    x = np.asarray(crops, np.float64)
+    x = x - x.min(axis=(1, 2), keepdims=True)
+    top = x.max(axis=(1, 2), keepdims=True)
+    x = np.divide(x, top, out=np.zeros_like(x), where=top > 0)
+    return ((np.clip(x, 0, 1) * 255).astype(np.uint8) / np.float32(255)).astype(np.float32)
+
+
+def drop_large_nuclei(kept: dict, counts: dict, size: int) -> tuple[dict, dict]:
+    """Drop the nuclei whose bounding box is wider or taller than ``size`` (as the original).
+
+    Parameters
+    ----------
+    kept : dict of numpy.ndarray
+        Per-object arrays of :func:`i2r_utils.nucleus_filter.filter_nuclei`.
+    counts : dict
+        Its filter counts; ``removed_crop_size`` is added and ``n_kept`` updated.
+    size : int
+        Crop side in pixels.
+
+    Returns
+    -------
+    kept, counts
+        The nuclei that fit and the updated counts.
+    """
+    bb = np.asarray(kept["bbox"]).reshape(-1, 4)
+    fits = ((bb[:, 2] - bb[:, 0]) <= size) & ((bb[:, 3] - bb[:, 1]) <= size)
+    kept = {k: v[fits] for k, v in kept.items()}
+    return kept, {**counts, "removed_crop_size": int((~fits).sum()), "n_kept": int(fits.sum())}
 
 
 def _rescale(image: np.ndarray, labels: np.ndarray | None, pixel_scale: float):
@@ -146,6 +219,9 @@ def preprocess_image(
     feature_params: dict | None = None,
     pixel_scale: float = 1.0,
     allow_blank: bool = True,
+    crop_centre: str = "centroid",
+    crop_scaling: str = "image",
+    drop_large_crops: bool = False,
 ) -> tuple[np.ndarray, pd.DataFrame, dict, pd.DataFrame | None]:
     """Read, validate (or segment), filter, crop and measure the nuclei of one image.
 
@@ -174,11 +250,21 @@ def preprocess_image(
         ``filt.pixel_scale``, which scales the area limits instead).
     allow_blank : bool
         Accept an image whose pixels are all equal (:func:`i2r_utils.io.read_image`).
+    crop_centre : {"centroid", "bbox"}
+        Crop centred on the rounded centroid (i2r) or the bounding box centred on the crop
+        (the original), see :func:`crop_nuclei`.
+    crop_scaling : {"image", "crop"}
+        Crops of the image normalised by its 1st/99.9th percentiles (i2r), or of the raw
+        image, each min-max scaled by itself and quantised to 8 bits (the original,
+        :func:`minmax_crops`).
+    drop_large_crops : bool
+        Drop nuclei wider or taller than ``size`` (the original; counted as
+        ``removed_crop_size``) instead of truncating their crops.
 
     Returns
     -------
     crops : numpy.ndarray
-        ``(n, size, size)`` float32 crops of the image normalised to [0, 1].
+        ``(n, size, size)`` float32 crops in [0, 1].
     objects : pandas.DataFrame
         Object number, centroid, area and bounding box (``Metadata_``) per kept nucleus.
     counts : dict
@@ -192,6 +278,24 @@ def preprocess_image(
         Unreadable or invalid image or mask, a mask of another shape, a blank image (unless
         ``allow_blank``) or a non-positive ``pixel_scale``.
     """
+    crops, objects, counts, feats, _ = _preprocess_one(
+        image_path, mask_path, filt, size, apply_mask, features, segment_method, segment_params,
+        feature_params, pixel_scale, allow_blank, crop_centre, crop_scaling, drop_large_crops,
+    )  # fmt: skip
+    return crops, objects, counts, feats
+
+
+def _preprocess_one(
+    image_path, mask_path, filt, size, apply_mask, features, segment_method, segment_params,
+    feature_params, pixel_scale, allow_blank, crop_centre, crop_scaling, drop_large_crops,
+    context_window: int = 0, context_size: int = 224,
+):  # fmt: skip
+    """:func:`preprocess_image`, plus the context windows (None when ``context_window`` is 0)."""
+    if crop_centre not in CROP_CENTRES or crop_scaling not in CROP_SCALINGS:
+        raise ValueError(
+            f"crop_centre={crop_centre!r} / crop_scaling={crop_scaling!r}: choose one of "
+            f"{CROP_CENTRES} / {CROP_SCALINGS}"
+        )
     image = read_image(image_path, allow_blank=allow_blank)
     no_mask = mask_path is None or (isinstance(mask_path, float) and np.isnan(mask_path))
     labels = None if no_mask or not str(mask_path) else read_mask(mask_path, image.shape)
@@ -201,11 +305,20 @@ def preprocess_image(
 
         labels = segment_nuclei(image, method=segment_method, **(segment_params or {}))
     kept, counts = filter_nuclei(labels, filt)
-    crops = crop_nuclei(
-        normalize_percentile(image), labels, kept["centroid"], kept["label"], size, apply_mask
-    )
+    if drop_large_crops:
+        kept, counts = drop_large_nuclei(kept, counts, size)
+    source = normalize_percentile(image) if crop_scaling == "image" else image
+    bboxes = kept["bbox"] if crop_centre == "bbox" else None
+    crops = crop_nuclei(source, labels, kept["centroid"], kept["label"], size, apply_mask, bboxes)
+    if crop_scaling == "crop":
+        crops = minmax_crops(crops)
     feats = _feature_table(image, labels, kept["label"], feature_params) if features else None
-    return crops, _object_table(kept), counts, feats
+    context = None
+    if context_window:
+        context = context_windows(
+            field_to_uint8(image), kept["centroid"], context_window, context_size
+        )
+    return crops, _object_table(kept), counts, feats, context
 
 
 # --------------------------------------------------------------------------------------
@@ -266,17 +379,21 @@ def _preprocess_rows(rows: pd.DataFrame, desc: str, progress: bool, **kwargs):
     """Run :func:`preprocess_image` on every image (row) of a metadata table.
 
     Returns the crops, object tables and feature tables per image (with the image's
-    ``Metadata_`` columns in front), the per-image filter counts and the number of images
-    segmented here.
+    ``Metadata_`` columns in front), the per-image filter counts, the number of images
+    segmented here and the context windows per image (None without ``context_window``).
     """
+    opts = {"filt": _SCREEN_FILTER, "size": 64, "apply_mask": True, "segment_method":
+            "classical", "segment_params": None, "feature_params": None, "pixel_scale": 1.0,
+            "allow_blank": True, "crop_centre": "centroid", "crop_scaling": "image",
+            "drop_large_crops": False, **kwargs, "features": True}  # fmt: skip
     info_cols = [c for c in rows.columns if str(c).startswith("Metadata_")]
-    crops, objs, feats, counts = [], [], [], []
+    crops, objs, feats, counts, context = [], [], [], [], []
     n_seg = 0
     records = rows[info_cols].to_dict("records")
     for rec in tqdm(records, desc=desc, disable=not progress):
         mask = rec.get("Metadata_MaskPath", "")
         n_seg += not (isinstance(mask, str) and mask)
-        c, o, n, f = preprocess_image(rec["Metadata_ImagePath"], mask, features=True, **kwargs)
+        c, o, n, f, w = _preprocess_one(rec["Metadata_ImagePath"], mask, **opts)
         for k, v in reversed(rec.items()):
             o.insert(0, k, v)
             f.insert(0, k, v)
@@ -284,7 +401,8 @@ def _preprocess_rows(rows: pd.DataFrame, desc: str, progress: bool, **kwargs):
         objs.append(o)
         feats.append(f)
         counts.append({**rec, **n})
-    return crops, objs, feats, pd.DataFrame(counts), n_seg
+        context.append(w)
+    return crops, objs, feats, pd.DataFrame(counts), n_seg, context
 
 
 def preprocess_plate(
@@ -299,6 +417,7 @@ def preprocess_plate(
     segment_params: dict | None = None,
     feature_params: dict | None = None,
     progress: bool = True,
+    crop_options: dict | None = None,
 ) -> dict:
     """Preprocess every image of one plate; write its four files (:func:`plate_outputs`).
 
@@ -321,6 +440,12 @@ def preprocess_plate(
         counts are written first, to be inspected).
     progress : bool
         Show a progress bar over images.
+    crop_options : dict, optional
+        ``crop_centre``, ``crop_scaling``, ``drop_large_crops`` (see :func:`preprocess_image`;
+        crops of ``crop_scaling="crop"`` are stored as uint8) and ``context_window``,
+        ``context_size``: with ``context_window > 0`` the field window around every nucleus
+        is also written (:func:`i2r_utils.context.context_windows`, file
+        :func:`i2r_utils.context.plate_context_path`).
 
     Returns
     -------
@@ -332,10 +457,11 @@ def preprocess_plate(
     rows = meta[meta["Metadata_Plate"].astype(str) == str(plate)]
     if rows.empty:
         raise InputError(f"plate {plate!r} has no images in the metadata table.")
-    crops, objs, feats, count_df, n_seg = _preprocess_rows(
+    crop_options = dict(crop_options or {})
+    crops, objs, feats, count_df, n_seg, context = _preprocess_rows(
         rows, f"plate {plate}", progress, filt=filt, size=size, apply_mask=apply_mask,
         segment_method=segment_method, segment_params=segment_params,
-        feature_params=feature_params,
+        feature_params=feature_params, **crop_options,
     )  # fmt: skip
     write_table(count_df, paths["filter_counts"])
     table = pd.concat(objs, ignore_index=True)
@@ -344,9 +470,17 @@ def preprocess_plate(
         what = f"plate {plate} (per-image counts in {paths['filter_counts']})"
         raise InputError(too_few_nuclei_message(what, count_df, filt, n_kept, min_nuclei))
     table["Metadata_CropIndex"] = np.arange(n_kept)
+    crops = np.concatenate(crops)
+    if crop_options.get("crop_scaling", "image") == "crop":  # multiples of 1/255: exact
+        crops = np.round(crops * 255).astype(np.uint8)
     with atomic_path(paths["crops"]) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, crops=np.concatenate(crops).astype(np.float16))
+            np.savez_compressed(fh, crops=crops if crops.dtype == np.uint8 else
+                                crops.astype(np.float16))  # fmt: skip
+    if crop_options.get("context_window", 0):
+        windows = np.concatenate(context)
+        write_plate_context(plate_context_path(out_dir, plate), windows,
+                            crop_options["context_window"])  # fmt: skip
     feat_df = pd.concat([f for f in feats if len(f)] or feats[:1], ignore_index=True)
     write_table(feat_df, paths["features"])
     write_table(table, paths["plates"])
@@ -432,7 +566,7 @@ def load_crops(out_dir: str | Path, nuclei: pd.DataFrame) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        ``(n, size, size)`` float32 crops.
+        ``(n, size, size)`` float32 crops (uint8-stored crops divided by 255).
     """
     out_dir = Path(out_dir)
     pos = np.arange(len(nuclei))
@@ -452,7 +586,8 @@ def load_crops(out_dir: str | Path, nuclei: pd.DataFrame) -> np.ndarray:
                     "the nuclei table and the crops come from different runs. Run the nuclei "
                     "preprocessing and the merge of its plates again."
                 )
-            parts.append(arr[rows].astype(np.float32))
+            part = arr[rows].astype(np.float32)
+            parts.append(part / 255 if arr.dtype == np.uint8 else part)
         order.append(idx.to_numpy())
     if not parts:
         return np.zeros((0, 64, 64), np.float32)

@@ -37,7 +37,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .columns import CONTROL
-from .encoder import EncoderParams, build_model, embed, pick_device, prepare_crops
+from .encoder import EncoderParams, build_model, embed, pick_device, prepare_inputs
 from .io import InputError
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "training_mask",
     "fold_training_set",
     "well_groups",
+    "image_groups",
     "augment",
     "balanced_batches",
     "validation_split",
@@ -156,6 +157,22 @@ def well_groups(nuclei: pd.DataFrame) -> np.ndarray:
     """
     plate, well = nuclei["Metadata_Plate"].astype(str), nuclei["Metadata_Well"].astype(str)
     return (plate + "/" + well).to_numpy()
+
+
+def image_groups(nuclei: pd.DataFrame) -> np.ndarray:
+    """Field-image identifier ``plate/well/site`` of every nucleus (the original's groups).
+
+    Parameters
+    ----------
+    nuclei : pandas.DataFrame
+        One row per crop with ``Metadata_Plate``, ``Metadata_Well`` and ``Metadata_Site``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``"<plate>/<well>/<site>"`` strings.
+    """
+    return well_groups(nuclei) + "/" + nuclei["Metadata_Site"].astype(str).to_numpy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,6 +303,8 @@ class TrainingData:
         True for validation crops (:func:`validation_split`).
     train_idx : numpy.ndarray
         Positions of the training crops.
+    context : numpy.ndarray or None
+        ``(n, s, s)`` uint8 context windows of a two-branch encoder.
     """
 
     crops: np.ndarray
@@ -294,9 +313,10 @@ class TrainingData:
     classes: np.ndarray
     val: np.ndarray
     train_idx: np.ndarray
+    context: np.ndarray | None = None
 
     @classmethod
-    def split(cls, crops, labels, groups, input_size: int, rng: np.random.Generator):
+    def split(cls, crops, labels, groups, input_size: int, rng, context=None):
         """Classes from the labels, validation wells drawn with ``rng``, network input.
 
         Parameters
@@ -309,6 +329,9 @@ class TrainingData:
             Side the crops are pooled to.
         rng : numpy.random.Generator
             Draws the validation wells (:func:`validation_split`).
+        context : numpy.ndarray, optional
+            Context windows: the input is then the two-branch one
+            (:func:`i2r_utils.encoder.prepare_inputs`).
 
         Returns
         -------
@@ -319,8 +342,8 @@ class TrainingData:
         classes = np.unique(labels)
         y = np.searchsorted(classes, labels)
         val = validation_split(y, groups, rng)
-        x = prepare_crops(crops, input_size)
-        return cls(crops, x, y, classes, val, np.flatnonzero(~val))
+        x = prepare_inputs(crops, input_size, context, two_branch=context is not None)
+        return cls(crops, x, y, classes, val, np.flatnonzero(~val), context)
 
 
 def cosine_optimizer(model: nn.Module, params: EncoderParams, n_classes: int):
@@ -465,7 +488,8 @@ def validation_score(model, data: TrainingData, dev, losses: Sequence[float]) ->
     """
     if not data.val.any():
         return -float(np.mean(losses))
-    logits = embed(model, data.crops[data.val], device=str(dev), logits=True)
+    ctx = None if data.context is None else data.context[data.val]
+    logits = embed(model, data.crops[data.val], device=str(dev), logits=True, context=ctx)
     return balanced_accuracy_score(data.y[data.val], logits.argmax(1))
 
 
@@ -477,8 +501,13 @@ def train_encoder(
     device: str | None = None,
     progress: bool = True,
     batch_hook: BatchHook | None = None,
+    context: np.ndarray | None = None,
 ):
     """Train the encoder to classify conditions, with early stopping on held-out wells.
+
+    With ``params.training == "image2reg"`` the original schedule runs instead
+    (:func:`i2r_utils.training_image2reg.train_image2reg`, same arguments and outputs;
+    ``groups`` are then field images, :func:`image_groups`).
 
     Parameters
     ----------
@@ -500,6 +529,8 @@ def train_encoder(
         model sees: ``split`` "train" for every training batch, "calibration" for the crops
         that refresh the BatchNorm statistics each epoch and "val" for the validation set;
         e.g. to audit leakage.
+    context : numpy.ndarray, optional
+        ``(n, s, s)`` uint8 context windows, required by the two-branch encoder.
 
     Returns
     -------
@@ -508,12 +539,19 @@ def train_encoder(
     info : dict
         ``classes``, ``history`` (per-epoch loss and validation balanced accuracy),
         ``best_epoch``, ``val_balanced_accuracy``, ``chance``, ``train_crops_per_s``,
-        ``train_seconds``, ``n_train_crops``, ``n_val_crops``, ``device``.
+        ``train_seconds``, ``seconds_per_epoch``, ``n_train_crops``, ``n_val_crops``,
+        ``device``.
     """
+    if params.training == "image2reg":
+        from .training_image2reg import train_image2reg
+
+        return train_image2reg(crops, labels, groups, params, device, progress, batch_hook, context)
+    if params.arch == "image2reg" and context is None:
+        raise InputError("the image2reg encoder needs context windows (context_window > 0).")
     rng = np.random.default_rng([params.seed, 11])
     gen = torch.Generator().manual_seed(params.seed)
     torch.set_flush_denormal(True)  # denormals after a few Adam steps slow CPUs ~10x
-    data = TrainingData.split(crops, labels, groups, params.input_size, rng)
+    data = TrainingData.split(crops, labels, groups, params.input_size, rng, context)
     dev = pick_device(device)
     model = build_model(params, len(data.classes)).to(dev)
     opt, sched = cosine_optimizer(model, params, len(data.classes))
@@ -548,6 +586,7 @@ def train_encoder(
         "chance": 1.0 / len(data.classes),
         "train_crops_per_s": n_seen / max(seconds, 1e-9),
         "train_seconds": time.perf_counter() - t_start,
+        "seconds_per_epoch": (time.perf_counter() - t_start) / max(len(history), 1),
         "n_train_crops": int(len(data.train_idx)),
         "n_val_crops": int(data.val.sum()),
         "device": str(dev),
