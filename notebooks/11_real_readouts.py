@@ -24,10 +24,8 @@
 # `work_dir/readouts/<readout>/summary.json` and `work_dir/readouts/<readout>/topk.{png,svg}`.
 
 # %% tags=["parameters"]
-orf_dir = "../../shared/data/orf_rohban2017"  # real readouts of the screen's ORFs
-network_file = (
-    "../../shared/data/network_irefindex_v14/iRefIndex_v14_MIScore_interactome_C9.costs.txt"
-)
+data_dir = "../../shared/data/orf_rohban2017"  # real readouts of the screen's ORFs
+network_file = ""  # PPI cost list; "": iRefIndex v14 in the data folder's sibling network folder
 work_dir = "../results/rohban_readouts"  # results of this data set
 readout = "l1000"  # "l1000", "idr" or "both"
 own_landmark = "drop_targets"  # L1000: "drop_targets" (all targets' landmarks) or "mask_own"
@@ -86,11 +84,11 @@ work = Path(work_dir)
 # landmark columns of every target gene of the screen are removed from every profile.
 
 # %%
-profiles = readout_profiles(orf_dir, readout, own_landmark)
-screen = screen_genes(orf_dir)
+profiles = readout_profiles(data_dir, readout, own_landmark)
+screen = screen_genes(data_dir)
 print(f"{readout}: {len(profiles)} genes x {profiles.shape[1]} features")
 if readout != "idr":
-    check = own_landmark_check(orf_dir)
+    check = own_landmark_check(data_dir)
     write_table(check, artifact(work, "readout_landmark_check"))
     print(
         f"{len(check)} over-expressed genes are landmarks; their own measurement is the "
@@ -115,6 +113,11 @@ if readout != "l1000":
 # %%
 from i2r_utils.genes import GAEParams, candidate_interactome, embed_genes, load_network
 
+network_file = network_file or str(
+    Path(data_dir).parent
+    / "network_irefindex_v14"
+    / "iRefIndex_v14_MIScore_interactome_C9.costs.txt"
+)
 network = load_network(network_file)
 gae = GAEParams(dim=gene_dim, epochs=gae_epochs, seed=seed)
 SETTING = {"network": Path(network_file).name, "k_hop": k_hop, "gae": repr(gae)}

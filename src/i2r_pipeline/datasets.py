@@ -93,6 +93,20 @@ DATASETS: tuple[Dataset, ...] = (
         "profile evaluation and NSC/NSB MoA accuracy on BBBC021 well means (MCF7, 12 MoAs)",
         {"profile_set": "bbbc021", "replicate_by": "Metadata_Condition", **_PROFILE_RUN},
     ),
+    Dataset(
+        "rohban_readouts",
+        "11_real_readouts",
+        "orf_rohban2017",
+        "image-to-gene translation of the screen ORFs' real L1000 readouts, every gene held out",
+        {
+            "readout": "l1000",
+            "held_out": "all",
+            "protocol": "in_interactome",
+            "directions": ["image_to_gene"],
+            "n_permutations": 20,
+            "n_shuffles": 10,
+        },
+    ),
 )
 
 
