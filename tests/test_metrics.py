@@ -1,6 +1,5 @@
 """Tests of i2r_utils.metrics against hand-computed cases and independent computations."""
 
-
 import numpy as np
 import pytest
 from skimage.metrics import contingency_table
