@@ -33,6 +33,7 @@ genes           the gene-embedding table of a held-out condition (per-target aut
 kernels         ReLU NTK (closed form), linear and RBF kernels.
 ridge           the one closed-form leave-one-out kernel ridge core of both directions.
 directions      image-to-gene and gene-to-image translation, direction choice, ranking.
+baselines       the original Image2Reg ``--random`` baseline (full shuffle of both tables).
 ranking         distances, ranks, rank fusion, top-k accuracy and summary metrics.
 plotting        figure saving and the shared figure style.
 """

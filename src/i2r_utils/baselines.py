@@ -36,14 +36,8 @@ def shuffle_pool(
 
     Parameters
     ----------
-    space : pandas.DataFrame
-        Condition profiles of one fold space (``Metadata_Condition`` + features).
-    held_out : str
-        Held-out condition.
-    train_conditions : iterable of str
-        Conditions allowed for training.
-    control : str
-        Control condition.
+    space, held_out, train_conditions, control
+        As :func:`i2r_utils.directions.training_set` (``held_out`` is required here).
 
     Returns
     -------
