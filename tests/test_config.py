@@ -139,3 +139,18 @@ def test_image2reg_encoder_needs_context_windows_and_choices_match_the_library()
     assert allowed("encoder_arch") == list(ARCHS) and allowed("training") == list(TRAININGS)
     assert allowed("crop_centre") == list(CROP_CENTRES)
     assert allowed("crop_scaling") == list(CROP_SCALINGS)
+
+
+def test_cpu_preset_is_the_preset_with_the_default_encoder_element():
+    full = load_config(ROOT / "config" / "image2reg.yaml")
+    cpu = load_config(ROOT / "config" / "image2reg_cpu.yaml")
+    default = load_config(ROOT / "config" / "default.yaml")
+    validate_config(cpu)
+    encoder = {"crop_centre", "crop_scaling", "drop_large_crops", "context_window",
+               "encoder_arch", "input_size", "training", "latent_dim", "epochs"}  # fmt: skip
+    assert set(cpu) == set(full)
+    assert {k: cpu[k] for k in encoder} == {k: default[k] for k in encoder}
+    assert {k: v for k, v in cpu.items() if k not in encoder} == {
+        k: v for k, v in full.items() if k not in encoder
+    }
+    assert full["encoder_arch"] == "image2reg" and full["context_window"] == 448
