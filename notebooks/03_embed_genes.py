@@ -14,7 +14,7 @@ network_file = "network/edges.tsv"  # edge list under data_dir (TSV/CSV, STRING-
 expression_file = "network/expression.csv"  # node features: genes x samples table or .h5ad
 interactome = "shortest_path"  # candidate interactome: "shortest_path" (i2r) or "pcst" (Image2Reg)
 k_hop = 1  # shortest_path: k-hop neighbourhood of every target added to the paths
-network_pruning = "none"  # "none" or "image2reg" (cost >= 0.594 cut, largest component, hubs)
+network_pruning = "none"  # "none" or "image2reg" (cost cut 0.594, largest component, hub cut)
 expression_path = None  # pcst: expression table for prizes (logfc column) and 1-|Spearman| costs
 gae_arch = "i2r"  # autoencoder: "i2r" (2 GCN + feature decoder) or "image2reg" (GCN-GCN-linear)
 gae_hidden = 64  # hidden size of the autoencoder (Image2Reg: 1024)
