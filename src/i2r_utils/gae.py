@@ -179,7 +179,8 @@ def normalized_adjacency(g: nx.Graph, genes: list[str], weighted: bool = True) -
     vals = d[a.row] * a.data * d[a.col]
     idx = torch.from_numpy(np.vstack([a.row, a.col]).astype(np.int64))
     shape = (len(genes), len(genes))
-    return torch.sparse_coo_tensor(idx, torch.tensor(vals, dtype=torch.float32), shape).coalesce()
+    vals = torch.tensor(vals, dtype=torch.float32)
+    return torch.sparse_coo_tensor(idx, vals, shape, check_invariants=True).coalesce()
 
 
 def _node_features(genes: list[str], features: pd.DataFrame | None):
@@ -188,7 +189,8 @@ def _node_features(genes: list[str], features: pd.DataFrame | None):
         if n <= DENSE_MAX_NODES:
             return torch.tensor(np.eye(n, dtype=np.float32)), []
         idx = torch.arange(n).repeat(2, 1)
-        return torch.sparse_coo_tensor(idx, torch.ones(n), (n, n)).coalesce(), []
+        eye = torch.sparse_coo_tensor(idx, torch.ones(n), (n, n), check_invariants=True)
+        return eye.coalesce(), []
     feat = features.copy()
     feat.index = feat.index.astype(str).str.upper()
     feat = feat[~feat.index.duplicated()]
