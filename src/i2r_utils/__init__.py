@@ -29,6 +29,7 @@ ridge           the one closed-form leave-one-out kernel ridge core of both dire
 directions      image-to-gene and gene-to-image translation, direction choice, ranking.
 ranking         distances, ranks, rank fusion, top-k accuracy and summary metrics.
 plotting        figure saving and the shared figure style.
+runtime         threads of a notebook (pin_threads); the machine facts a result depends on.
 """
 
 __version__ = "0.1.0"
