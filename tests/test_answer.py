@@ -64,10 +64,21 @@ def test_report_prints_choice_ranks_and_summary(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "translation: two-way for 1 of 1 (chosen by auto), NTK kernel ridge" in out
     assert "missing" not in out and "Summary" not in out
+    assert (
+        condition_table([{"condition": "A", "true_rank": 1, "n_candidates": 3, "top10": ["A"]}])
+        .splitlines()[1]
+        .split()[4]
+        == "image-to-gene"
+    )
     pd.DataFrame({"subset": ["all held-out"], "method": ["method (x)"], "n_conditions": [1],
                   "n_candidates": [30.0], "top1": [1 / 3]}).to_csv(tmp_path / "summary_metrics.csv",
                                                                index=False)  # fmt: skip
     report(tmp_path, ["A"])
     out = capsys.readouterr().out
-    assert "Summary (1 conditions, 30 candidate genes; full table: " in out
+    pd.DataFrame({"metric": ["n"], "value": [2]}).to_csv(
+        tmp_path / "summary_metrics.csv", index=False
+    )
+    report(tmp_path, [])
+    assert capsys.readouterr().out.startswith(f"\nSummary (full table: {tmp_path}")
+    assert "Summary (1 conditions; 30 candidate genes; full table: " in out
     assert out.splitlines()[-1].split() == ["translation", "(as", "above)", "0.33"]

@@ -120,7 +120,7 @@ def test_scopes_units_parameters_and_rerun(stub_run):
     }  # fmt: skip
     for nb, params in expect.items():
         assert injected(res / f"{nb}.ipynb") == params, nb
-    assert re.search(r"^A +1 +3 +- +B, A, C$", out.stdout, re.M), out.stdout  # final answer
+    assert re.search(r"^B +1 +3 +- +image-to-gene +B, A, C$", out.stdout, re.M), out.stdout
     # a quiet console: no kernel warnings, and plain lines (no progress bars) in a log
     assert "IPKernelApp" not in out.stderr and "\r" not in out.stdout + out.stderr
     # the fold assignment is written once (02) and read by every fold (04) and by 05

@@ -12,7 +12,10 @@ executor    runs the units of a stage locally or on a Dask cluster.
 units       one unit: its papermill run, done marker (hash, run id, outputs) and contract.
 outputs     a unit's declared outputs: removed before it reruns, checked after.
 notebooks   jupytext source -> cached .ipynb, declared parameters, papermill execution.
-provenance  run manifests: git commit, package versions, parameters, input checksums.
+provenance  run manifests: git commit, package versions, parameters, input checksums,
+            threads, CPU capability and platform.
+lock        one run per results and data folder at a time.
+answer      the main job's final answer: chosen direction, ranks, rounded summary.
 config      static checks of configuration values (one table), before the first stage.
 options     main-job options and help (standard library only: answered before any install).
 cli         command line: main job, final report, ``test``, ``predict`` and ``data``.

@@ -67,7 +67,7 @@ def condition_table(results: list[dict]) -> str:
     for r in results:
         perm = r.get("permutation_mean_rank")
         perm = f"{perm:8.1f}" if isinstance(perm, int | float) else f"{'-':>8}"
-        direction = str(r.get("direction", "")).replace("_", "-")
+        direction = str(r.get("direction", "image_to_gene")).replace("_", "-")
         lines.append(
             f"{r.get('condition', '?'):<12} {r['true_rank']:>9} {r['n_candidates']:>4} {perm}  "
             f"{direction:<14} {', '.join(r['top10'])}"
@@ -165,8 +165,10 @@ def report(work: Path, conditions: list[str]) -> None:
     metrics = artifact(work, "summary_metrics")
     if metrics.is_file():
         table = pd.read_csv(metrics)
-        n = f"{int(table['n_conditions'].iloc[0])} conditions, " if "n_conditions" in table else ""
-        cands = table["n_candidates"].iloc[0] if "n_candidates" in table else None
-        cands = f"{cands:.0f} candidate genes" if cands == cands and cands is not None else ""
-        print(f"\nSummary ({n}{cands}; full table: {metrics}):")
+        facts = []
+        if "n_conditions" in table:
+            facts.append(f"{int(table['n_conditions'].iloc[0])} conditions")
+        if "n_candidates" in table and table["n_candidates"].notna().any():
+            facts.append(f"{table['n_candidates'].dropna().iloc[0]:.0f} candidate genes")
+        print(f"\nSummary ({'; '.join([*facts, f'full table: {metrics}'])}):")
         print(metrics_table(table))

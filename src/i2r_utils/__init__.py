@@ -36,6 +36,7 @@ directions      image-to-gene and gene-to-image translation, direction choice, r
 baselines       the original Image2Reg ``--random`` baseline (full shuffle of both tables).
 ranking         distances, ranks, rank fusion, top-k accuracy and summary metrics.
 plotting        figure saving and the shared figure style.
+runtime         threads of a notebook (pin_threads); the machine facts a result depends on.
 """
 
 __version__ = "0.1.0"
