@@ -94,8 +94,15 @@ DATASETS: tuple[Dataset, ...] = (
         {"profile_set": "bbbc021", "replicate_by": "Metadata_Condition", **_PROFILE_RUN},
     ),
     Dataset(
+        "irefindex",
+        "11_real_interactome",
+        "network_irefindex_v14",
+        "the real iRefIndex v14 interactome for the screen's ORF genes: pruning, both rules, GAE",
+        {},
+    ),
+    Dataset(
         "rohban_readouts",
-        "11_real_readouts",
+        "12_real_readouts",
         "orf_rohban2017",
         "image-to-gene translation of the screen ORFs' real L1000 readouts, every gene held out",
         {

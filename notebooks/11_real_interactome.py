@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 10 The real interactome: iRefIndex v14 and the screen's ORF genes
+# # 11 The real interactome: iRefIndex v14 and the screen's ORF genes
 # The gene embeddings of the main job are computed on the simulator's network. This notebook
 # runs the same steps on the real protein-protein interaction network Image2Reg uses
 # (iRefIndex v14, MIScore costs; `../shared/data/network_irefindex_v14`) for the real genes
@@ -17,10 +17,9 @@
 # %% tags=["parameters"]
 work_dir = "../results/real"  # results of this analysis
 figures_dir = "../results/real/figures"  # figure folder
-network_path = (
-    "../../shared/data/network_irefindex_v14/iRefIndex_v14_MIScore_interactome_C9.costs.txt"
-)
-plate_map = "../../shared/data/orf_rohban2017/plate_map_augmented_metadata.csv"  # ORF genes
+data_dir = "../../shared/data/network_irefindex_v14"  # the iRefIndex v14 folder
+network_path = ""  # cost list; "": iRefIndex_v14_MIScore_interactome_C9.costs.txt in data_dir
+plate_map = ""  # ORF genes; "": the Rohban et al. plate map in data_dir's sibling orf_rohban2017
 k_hop = 1  # shortest_path rule: k-hop neighbourhood of every target
 gae_arch = "i2r"  # autoencoder: "i2r" or "image2reg"
 gae_hidden = 64  # hidden size (Image2Reg: 1024)
@@ -58,6 +57,8 @@ from i2r_utils.plotting import save_figure
 from i2r_utils.simulate import IMPACTFUL_GENES
 
 torch.set_num_threads(1)
+network_path = network_path or f"{data_dir}/iRefIndex_v14_MIScore_interactome_C9.costs.txt"
+plate_map = plate_map or f"{data_dir}/../orf_rohban2017/plate_map_augmented_metadata.csv"
 network = load_network(network_path)
 pruned, steps = prune_network(network)
 pruning = pd.DataFrame(steps).set_index("step")

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 11 Translate the screen's real readouts to the over-expressed gene
+# # 12 Translate the screen's real readouts to the over-expressed gene
 # Image2Reg's premise: what an over-expressed gene does to cells maps onto the gene's place in
 # the regulatory network, so a readout of the perturbation can be translated to a point in the
 # gene-embedding space and the gene read off as the nearest candidate. Everything else in this
@@ -36,7 +36,9 @@ kernel = "ntk"  # image-to-gene kernel: "ntk", "linear" or "rbf"
 depth = 2  # NTK hidden layers
 alpha_grid = [0.001, 0.01, 0.1, 1.0, 10.0]  # ridges, chosen by inner LOO on training genes
 metric = "euclidean"  # distance of the image-to-gene ranking
-k_hop = 0  # candidate interactome: neighbourhood radius around targets (0: paths only)
+interactome = "pcst"  # candidate interactome: "pcst" (Image2Reg) or "shortest_path" (i2r)
+network_pruning = "image2reg"  # "image2reg" (cost cut 0.594, largest component, hub cut) or "none"
+k_hop = 0  # shortest_path: neighbourhood radius around targets (0: paths only)
 gene_dim = 32  # gene embedding size
 gae_epochs = 100  # graph autoencoder epochs
 n_permutations = 20  # permutation baseline repeats per held-out gene (image to gene)
@@ -102,16 +104,20 @@ if readout != "l1000":
 
 # %% [markdown]
 # ## Interactome and gene embeddings (the one cell to switch)
-# Today's rule: iRefIndex as an unweighted graph, the candidate interactome is the union of one
-# shortest path between every pair of target genes (plus the `k_hop` neighbourhood of every
-# target), and a small graph convolutional autoencoder with one-hot node features embeds its
-# genes (L2-normalised). `build_embeddings(targets)` is everything the rest of the notebook
-# needs: swap this cell for the prize-collecting Steiner tree, the pruned network and the
-# sparse autoencoder when they exist. Embeddings are cached in `work_dir` per target set and
-# setting, so the three readouts share the rebuilt interactomes.
+# iRefIndex is pruned as Image2Reg prunes it (`network_pruning = "image2reg"`: edges with a
+# cost of 0.594 or more dropped, the largest connected component, hubs above the 99.9 %
+# degree quantile removed). The candidate interactome is, by default, Image2Reg's: the
+# subgraph induced by a prize-collecting Steiner tree over the targets (`interactome =
+# "pcst"`, uniform target prizes, the network's costs); `"shortest_path"` is i2r's rule (one
+# shortest path between every pair of targets plus their `k_hop` neighbourhood). A small
+# graph convolutional autoencoder with one-hot node features embeds its genes
+# (L2-normalised). `build_embeddings(targets)` is everything the rest of the notebook needs;
+# embeddings are cached in `work_dir` per target set and setting, so the readouts share the
+# rebuilt interactomes.
 
 # %%
-from i2r_utils.genes import GAEParams, candidate_interactome, embed_genes, load_network
+from i2r_utils.gae import GAEParams, embed_genes
+from i2r_utils.interactome import build_interactome, load_network, prune_network
 
 network_file = network_file or str(
     Path(data_dir).parent
@@ -119,8 +125,14 @@ network_file = network_file or str(
     / "iRefIndex_v14_MIScore_interactome_C9.costs.txt"
 )
 network = load_network(network_file)
+if network_pruning == "image2reg":
+    network, steps = prune_network(network)
+    print(
+        "pruning:", "; ".join(f"{s['step']}: {s['nodes']} genes, {s['edges']} edges" for s in steps)
+    )
 gae = GAEParams(dim=gene_dim, epochs=gae_epochs, seed=seed)
-SETTING = {"network": Path(network_file).name, "k_hop": k_hop, "gae": repr(gae)}
+SETTING = {"network": Path(network_file).name, "pruning": network_pruning,
+           "interactome": interactome, "k_hop": k_hop, "gae": repr(gae)}  # fmt: skip
 
 
 def build_embeddings(targets) -> tuple[pd.DataFrame, dict]:
@@ -131,7 +143,7 @@ def build_embeddings(targets) -> tuple[pd.DataFrame, dict]:
     if path.is_file():
         emb = read_table(path).set_index("gene")
         return emb, json.loads(path.with_suffix(".json").read_text())
-    graph, info = candidate_interactome(network, targets, k_hop)
+    graph, info = build_interactome(network, targets, interactome, k_hop)
     emb, _ = embed_genes(graph, None, gae, progress=False)
     write_table(emb.reset_index(), path)
     write_json(info, path.with_suffix(".json"))
