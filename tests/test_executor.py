@@ -172,4 +172,4 @@ def test_quiet_kernel_and_no_progress_bar_in_logs(tmp_path, capfd):
     assert "IPKernelApp" not in err and "without encryption" not in err
     assert "\r" not in out + err and "03_embed_genes:" not in err  # no bar when not a tty
     assert "[03_embed_genes] again: ran in" in out
-    assert QUIET_KERNEL == ("--IPKernelApp.log_level=ERROR",)
+    assert QUIET_KERNEL == ("--IPKernelApp.log_level=CRITICAL",)

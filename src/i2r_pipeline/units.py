@@ -41,10 +41,12 @@ __all__ = [
     "run_unit",
 ]
 
-#: Arguments of every unit's kernel: its own log (e.g. "Kernel is running over TCP without
-#: encryption" warnings) shows errors only. Progress bars show on a terminal only, so that
-#: logs get plain lines (``tqdm(disable=None)``).
-QUIET_KERNEL = ("--IPKernelApp.log_level=ERROR",)
+#: Arguments of every unit's kernel: its own log is silent (e.g. "Kernel is running over TCP
+#: without encryption" warnings, and "KeyboardInterrupt caught in kernel" when the SIGINT
+#: that jupyter_client sends at every kernel shutdown lands on a busy machine); a failing
+#: cell is reported through papermill (the unit's error and its executed notebook). Progress
+#: bars show on a terminal only, so that logs get plain lines (``tqdm(disable=None)``).
+QUIET_KERNEL = ("--IPKernelApp.log_level=CRITICAL",)
 
 
 @dataclass(frozen=True)
