@@ -47,7 +47,7 @@ import pandas as pd
 from i2r_utils.artifacts import artifact
 from i2r_utils.directions import ImageToGene, training_set
 from i2r_utils.io import InputError, read_table, write_table
-from i2r_utils.plotting import save_figure
+from i2r_utils.plotting import PALETTE, save_figure
 from i2r_utils.profiles import translation_profiles
 from i2r_utils.ranking import (
     SCORE_KS,
@@ -220,7 +220,7 @@ for i, r in enumerate(drawn[:n_embedding_conditions]):
     # the star is the image-to-gene prediction, so the rank shown is that direction's
     key = f"{r.get('kernel', 'ntk')}/{r.get('metric', 'euclidean')}"
     rank = r.get("comparison", {}).get(key, r["true_rank"])
-    c = plt.get_cmap("tab10")(i % 10)
+    c = list(PALETTE.values())[i % (len(PALETTE) - 1)]  # Okabe-Ito, black left out
     t = proj[genes.index.get_loc(str(r["gene"]).upper())]
     pred = np.asarray(r["predicted_embedding"], float)
     p = (pred / max(np.linalg.norm(pred), 1e-12) - mu) @ vt[:2].T

@@ -42,7 +42,7 @@ from i2r_utils.artifacts import artifact
 from i2r_utils.classical import normalize_percentile, segment_classical
 from i2r_utils.io import write_table
 from i2r_utils.metrics import classify_instances
-from i2r_utils.plotting import save_figure
+from i2r_utils.plotting import PALETTE, save_figure
 from i2r_utils.runtime import pin_threads
 from i2r_utils.segmentation import evaluate_segmentation, tta_deltas
 from i2r_utils.segmentation_data import SPLIT_RULE, load_annotated_fields, split_table
@@ -100,7 +100,7 @@ epochs = np.arange(1, len(hist["epoch_loss"]) + 1)
 ax_loss.plot(epochs, hist["epoch_loss"], marker="o", ms=3)
 ax_loss.set(xlabel="epoch (40 steps of 8 patches)", ylabel="training loss (weighted CE)")
 ax_val.plot(epochs[: len(hist["val_map_dsb"])], hist["val_map_dsb"], marker="o", ms=3,
-            color="tab:green")  # fmt: skip
+            color=PALETTE["bluish green"])  # fmt: skip
 if hist.get("best_epoch"):
     ax_val.axvline(hist["best_epoch"], color="0.4", ls="--", lw=1, label="kept (best) epoch")
     ax_val.legend(fontsize=8, loc="lower right")
@@ -202,7 +202,8 @@ by_subset.pivot(index="method", columns="subset", values=["map_dsb", "ap50"]).ro
 # %% [markdown]
 # ## Per-image TTA deltas
 # For each test field: the score with TTA minus without (one dot per field, as in the thesis;
-# positive = TTA helps), for mAP_DSB and for the pixel IoU the thesis reports. Black bar:
+# positive = TTA helps: blue, worse: vermillion, Okabe-Ito colours), for mAP_DSB and for the
+# pixel IoU the thesis reports. Black bar:
 # mean.
 
 # %%
@@ -219,7 +220,9 @@ fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
 for ax, (metric, d) in zip(axes, deltas.items(), strict=True):
     for k, name in enumerate(d.columns):
         delta = d[name].to_numpy()
-        colors = np.where(delta > 0, "tab:green", np.where(delta < 0, "tab:red", "0.5"))
+        colors = np.where(
+            delta > 0, PALETTE["blue"], np.where(delta < 0, PALETTE["vermillion"], "0.5")
+        )
         ax.scatter(k + rng.uniform(-0.15, 0.15, delta.size), delta, s=18, c=colors, alpha=0.85,
                    zorder=3)  # fmt: skip
         ax.hlines(delta.mean(), k - 0.28, k + 0.28, color="k", lw=2, zorder=4)
