@@ -219,3 +219,14 @@ def test_normalize_percentile_matches_numpy_percentiles(kind):
     out = normalize_percentile(image, 1, 99.8, clip=False)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_list_images_refuses_two_files_with_one_stem(tmp_path):
+    from i2r_utils.io import InputError, list_images
+
+    for name in ("a.tif", "a.png", "b.tif"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(InputError, match=r"a\.png and a\.tif have the same name stem"):
+        list_images(tmp_path)
+    (tmp_path / "a.png").unlink()
+    assert [p.name for p in list_images(tmp_path)] == ["a.tif", "b.tif"]

@@ -382,7 +382,8 @@ def list_images(folder: str | os.PathLike, what: str = "image") -> list[Path]:
     Raises
     ------
     InputError
-        The folder does not exist or holds no image file.
+        The folder does not exist, holds no image file, or holds two files with one stem
+        (``a.tif`` and ``a.png``).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -409,6 +410,15 @@ def list_images(folder: str | os.PathLike, what: str = "image") -> list[Path]:
             f"{folder}: the {what} folder is empty: no {'/'.join(IMAGE_SUFFIXES)} files{seen}. "
             + fix
         )
+    stems: dict[str, Path] = {}
+    for p in files:
+        if p.stem in stems:
+            raise InputError(
+                f"{folder}: {stems[p.stem].name} and {p.name} have the same name stem, so the "
+                f"outputs (and the masks) of the two would be confused. Keep one of them, or "
+                "rename one."
+            )
+        stems[p.stem] = p
     return files
 
 
