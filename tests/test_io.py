@@ -230,3 +230,17 @@ def test_list_images_refuses_two_files_with_one_stem(tmp_path):
         list_images(tmp_path)
     (tmp_path / "a.png").unlink()
     assert [p.name for p in list_images(tmp_path)] == ["a.tif", "b.tif"]
+
+
+def test_temp_folder_has_mkdirs_permissions_not_0700(tmp_path):
+    import os
+
+    from i2r_utils.io import temp_folder
+
+    old = os.umask(0o022)
+    try:
+        made = temp_folder(tmp_path, ".x.tmp-")
+    finally:
+        os.umask(old)
+    assert made.parent == tmp_path and made.name.startswith(".x.tmp-")
+    assert made.stat().st_mode & 0o777 == 0o755

@@ -90,6 +90,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def temp_folder(parent: str | os.PathLike, prefix: str) -> Path:
+    """Make a temporary folder to be renamed into place, with the user's usual permissions.
+
+    ``tempfile.mkdtemp`` creates folders readable by their owner only (0700); a data folder
+    renamed from it would stay so. This one gets what ``mkdir`` would give (0777 minus the
+    umask).
+
+    Parameters
+    ----------
+    parent : path-like
+        Where to make it (the final folder's parent, so the rename stays on one file system).
+    prefix : str
+        Name prefix, e.g. ``".screen.tmp-"``.
+
+    Returns
+    -------
+    pathlib.Path
+        The new, empty folder.
+    """
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    return tmp
+
+
 def write_json(obj: object, path: str | os.PathLike) -> Path:
     """Write ``obj`` as indented JSON, atomically.
 

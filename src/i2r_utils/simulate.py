@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from .columns import CONTROL
-from .io import write_json, write_table
+from .io import temp_folder, write_json, write_table
 
 __all__ = [
     "ScreenParams",
@@ -408,7 +407,7 @@ def simulate_screen(
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists and is not a synthetic screen; choose another.")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    tmp = temp_folder(out_dir.parent, f".{out_dir.name}.tmp-")
     try:
         _write_screen(tmp, p, seed, progress)
         write_json(

@@ -9,11 +9,10 @@ import posixpath
 import re
 import shutil
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from i2r_utils.io import InputError, write_json
+from i2r_utils.io import InputError, temp_folder, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +182,7 @@ def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> Path:
 
     kind = _check_members(archive)
     dest_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.extract-", dir=dest_dir.parent))
+    tmp = temp_folder(dest_dir.parent, f".{dest_dir.name}.extract-")
     try:
         _unpack(archive, kind, tmp)
         record = {"archive": archive.name, "size": size, "entries": sorted(os.listdir(tmp))}
