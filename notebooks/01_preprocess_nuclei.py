@@ -10,7 +10,8 @@
 # Produces, per plate, under `work_dir/nuclei/`: `plates/<plate>.parquet` (Metadata_ per
 # nucleus, bbox, crop index), `crops/<plate>.npz`, `features/<plate>.parquet`
 # (Metadata_ + Nuclei_<Family>_<Name>), `filter_counts/<plate>.csv`; with
-# `context_window > 0` also `context/<plate>.npz` (uint8 field window per nucleus).
+# `context_window > 0` also `context/<plate>.npz` (uint8 field window per nucleus), and
+# `preprocessing/<plate>.json` (the crop options and filters, read back by new-target mode).
 
 # %% tags=["parameters"]
 data_dir = "../data/synthetic/tiny"  # screen folder with metadata.csv
@@ -49,6 +50,7 @@ from i2r_utils.context import load_context
 from i2r_utils.io import load_metadata, read_table
 from i2r_utils.nuclei import load_crops, preprocess_plate, select_plates
 from i2r_utils.nucleus_filter import NucleusFilter
+from i2r_utils.preprocessing import write_preprocessing
 from i2r_utils.runtime import pin_threads
 
 pin_threads(threads)
@@ -107,7 +109,9 @@ print(f"{int(unmasked.sum())} images without a mask: {segment_method if unmasked
 # absolute DNA content. The original encoder also sees a `context_window` px square of the
 # field around each nucleus (the 16-bit field rescaled by its 0.1/99.9 percentiles --
 # minus the low one, divided by the high one --, padded with its 1st-percentile grey),
-# resized to `input_size` and stored as uint8.
+# resized to `input_size` and stored as uint8. The options and the filters are recorded
+# per plate (`i2r_utils.preprocessing.write_preprocessing`), so that new-target mode
+# (notebook 09) cuts a new target's nuclei exactly as the screen's were cut.
 
 # %%
 out = artifact(work_dir, "nuclei_dir")
@@ -120,6 +124,9 @@ runs = [
                      crop_options=crop_options)  # fmt: skip
     for p in plates
 ]  # fmt: skip
+for p in plates:
+    write_preprocessing(artifact(work_dir, "plate_preprocessing", plate=p), filt,
+                        crop_size=crop_size, apply_mask=apply_mask, **crop_options)  # fmt: skip
 pd.DataFrame(runs).drop(columns="paths")
 
 # %% [markdown]

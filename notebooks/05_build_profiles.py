@@ -43,6 +43,7 @@ from sklearn.decomposition import PCA
 
 from i2r_utils.artifacts import artifact
 from i2r_utils.columns import CONTROL, feature_columns
+from i2r_utils.context import load_context
 from i2r_utils.encoder import EncoderParams, build_model, embed, embedding_table, read_encoder_info
 from i2r_utils.evaluation import evaluate_fold_spaces
 from i2r_utils.io import InputError, read_table, write_table
@@ -181,7 +182,10 @@ write_table(feat_ps.conditions_after, artifact(work_dir, "features_condition_pro
 
 crops = load_crops(artifact(work_dir, "nuclei_dir"), nuclei)
 untrained_model = build_model(EncoderParams(**{**infos[0]["params"], "seed": seed}), n_classes=1)
-untrained = embedding_table(nuclei, embed(untrained_model, crops, progress=True))
+context = None  # the two-branch encoder also sees each nucleus' stored context window
+if getattr(untrained_model, "two_branch", False):
+    context = load_context(artifact(work_dir, "nuclei_dir"), nuclei)
+untrained = embedding_table(nuclei, embed(untrained_model, crops, progress=True, context=context))
 unt_ps = build_profiles(untrained, sphering_lambda, convention=sphering_convention)
 unt_ps.sphering.save(artifact(work_dir, "sphering_untrained"))
 write_table(unt_ps.conditions_after, artifact(work_dir, "untrained_condition_profiles"))

@@ -9,7 +9,10 @@
 # written; with `on_error = "skip"` a bad image is reported and skipped instead.
 # Produces, in `out_dir`: `ranking.csv` (every candidate gene: rank, gene, score, distance),
 # `top10.csv`, `images.csv` (per image: status, nuclei, filter counts, error) and
-# `prediction.json` (fold, translation settings, training conditions, counts).
+# `prediction.json` (fold, preprocessing, condition embedding, gene table, translation
+# settings, training conditions, counts).
+# Every choice the main job made is read from its results folder, so the new target is
+# cut, embedded and translated exactly as its held-out conditions were.
 
 # %% tags=["parameters"]
 images_dir = "../data/synthetic/tiny/images/P01"  # folder of raw chromatin images (tif/png)
@@ -45,6 +48,7 @@ from i2r_utils.directions import (
     training_set,
 )
 from i2r_utils.encoder import embed, embedding_table, load_encoder
+from i2r_utils.genes import gene_protocol, new_target_gene_embeddings
 from i2r_utils.io import (
     InputError,
     missing_mask_error,
@@ -53,29 +57,52 @@ from i2r_utils.io import (
     write_json,
     write_table,
 )
-from i2r_utils.nuclei import preprocess_image
-from i2r_utils.nucleus_filter import NucleusFilter, too_few_nuclei_message
+from i2r_utils.nuclei import preprocess_image_context
+from i2r_utils.nucleus_filter import too_few_nuclei_message
+from i2r_utils.preprocessing import read_preprocessing, stored_crops
 from i2r_utils.profiles import (
     aggregate,
     combine_representation,
     load_sphering,
+    nucleus_means,
     translation_profiles,
 )
+from i2r_utils.ranking import normalise_embeddings
 from i2r_utils.unet_training import load_trained_unet
 
 # %% [markdown]
-# ## The main job's translation settings
+# ## The main job's settings
 # The new target is translated as the main job translated its held-out conditions: the same
 # representation (encoder profiles `cnn`, hand-crafted `features` or `both`), direction,
-# kernel, ridge grid and metric, read from a `<condition>/result.json` of the main job. A
-# direction the main job chose automatically (`auto`) is chosen again on this training set.
-# Results written before these options translated the encoder profiles image to gene.
+# kernel, input bias and scaling, ridge grid, gene normalisation and metric, read from a
+# `<condition>/result.json` of the main job. A direction the main job chose automatically
+# (`auto`) is chosen again on this training set. Results written before these options
+# translated the encoder profiles image to gene.
+#
+# Three more records of the main job: the crop options and nucleus filters of the screen's
+# preprocessing (`nuclei/preprocessing/<plate>.json`; a folder written before they were
+# recorded gets i2r's defaults, with the context window of its stored windows), the
+# encoder's condition embedding (`Metadata_ConditionEmbedding` of the encoder profiles:
+# sphered `profiles`, or Image2Reg's plain `nucleus_mean`) and how its gene tables were
+# built (image-cluster weight `gamma`, candidate protocol, seed: the per-condition
+# `<condition>/gene_embedding_info.json`, if any).
 
 # %%
 settings = read_translation_settings(results_dir)
 representation = settings["representation"]
 use_cnn, use_features = representation in ("cnn", "both"), representation != "cnn"
-settings
+preprocessing = read_preprocessing(results_dir)
+filt = preprocessing["filter"]  # the screen's filters (the images are resampled to its scale)
+cnn_profiles = read_table(artifact(results_dir, "cnn_condition_profiles"))
+condition_embedding = "profiles"
+if "Metadata_ConditionEmbedding" in cnn_profiles:
+    condition_embedding = str(cnn_profiles["Metadata_ConditionEmbedding"].iloc[0])
+protocol = gene_protocol(results_dir)
+model_options = {"scaling": settings["input_scaling"], "input_bias": settings["input_bias"]}
+pd.Series({**settings, **{k: v for k, v in preprocessing.items() if k != "filter"},
+           "filter": str(filt), "condition_embedding": condition_embedding,
+           **{f"gene table {k}": v for k, v in protocol.items()}},
+          dtype=object)  # fmt: skip
 
 # %% [markdown]
 # ## Read and check the images, the masks and the fold's encoder
@@ -126,26 +153,39 @@ elif not masks_dir:
 # %% [markdown]
 # ## Per-image preprocessing
 # Each image goes through the step the screen's images went through in notebook 01,
-# `i2r_utils.nuclei.preprocess_image`, resampled to the screen's magnification first
-# (`pixel_scale`): segmentation when there is no mask, the screen's nucleus filters, 64x64
-# crops normalised per image and, when the translation uses them, the hand-crafted
-# features. A blank image, or one without any nucleus left, is a bad image.
+# `i2r_utils.nuclei.preprocess_image_context`, resampled to the screen's magnification first
+# (`pixel_scale`): segmentation when there is no mask, the screen's nucleus filters, crops
+# cut with the screen's options (crop side, centre, scaling, large nuclei dropped or not)
+# and, when the translation uses them, the hand-crafted features. The crops get the
+# precision the screen's stored crops have (float16, or 8 bits for per-crop scaling). A
+# two-branch encoder (`encoder_arch = image2reg`) also sees the field window around every
+# nucleus: cut from the 8-bit field (`field_to_uint8`) with the screen's `context_window`
+# and resized to its stored size, as the screen's windows were. A blank image, or one
+# without any nucleus left, is a bad image.
 
 # %%
-filt = NucleusFilter()  # the screen's filters (the images are resampled to its scale)
+two_branch = bool(getattr(model, "two_branch", False))
+window = preprocessing["context_window"] if two_branch else 0
+if two_branch and not window:
+    raise InputError(f"{results_dir}: a two-branch encoder but no recorded context window; "
+                     "rerun the main job's nuclei preprocessing.")  # fmt: skip
+cut = {"filt": filt, "size": preprocessing["crop_size"], "apply_mask": preprocessing["apply_mask"],
+       "crop_centre": preprocessing["crop_centre"], "crop_scaling": preprocessing["crop_scaling"],
+       "drop_large_crops": preprocessing["drop_large_crops"]}  # fmt: skip
 magnification = (
     f"set --pixel-scale of `run_all.py predict` (parameter pixel_scale, now {pixel_scale:g}): "
     "the images are resampled to the screen's scale before filtering."
 )
-crops, features, rows = [], [], []
+crops, windows, features, rows = [], [], [], []
 for rec in tqdm(pairs.itertuples(index=False), total=len(pairs), desc="images",
                 disable=not progress):  # fmt: skip
     row = {"Metadata_ImageName": rec.Metadata_ImageName, "image": rec.Metadata_ImagePath}
     try:
         if masks_dir and not rec.Metadata_MaskPath:
             raise missing_mask_error(rec.Metadata_ImagePath, masks_dir)
-        image_crops, _, counts, feats = preprocess_image(
-            rec.Metadata_ImagePath, rec.Metadata_MaskPath, filt, features=use_features,
+        image_crops, _, counts, feats, image_windows = preprocess_image_context(
+            rec.Metadata_ImagePath, rec.Metadata_MaskPath, window,
+            preprocessing["context_size"], **cut, features=use_features,
             pixel_scale=pixel_scale, allow_blank=False, segment_method=segmentation,
             segment_params=segment_params,
         )  # fmt: skip
@@ -162,7 +202,8 @@ for rec in tqdm(pairs.itertuples(index=False), total=len(pairs), desc="images",
         print(f"skipped: {exc}")
         rows.append({**row, "status": "skipped", "n_nuclei": 0, "error": str(exc)})
         continue
-    crops.append(image_crops)
+    crops.append(stored_crops(image_crops, preprocessing["crop_scaling"]))
+    windows.append(image_windows)
     features.append(feats)
     rows.append({**row, "status": "ok", "n_nuclei": len(image_crops), **counts,
                  "segmented": not masks_dir, "error": ""})  # fmt: skip
@@ -179,15 +220,17 @@ report
 
 # %% [markdown]
 # ## Embedding with the fold's encoder
-# The crops of each image are embedded with the encoder of fold `fold`; the hand-crafted
-# features (representation `features` or `both`) are the other per-nucleus table.
+# The crops of each image (with their context windows for a two-branch encoder) are
+# embedded with the encoder of fold `fold`; the hand-crafted features (representation
+# `features` or `both`) are the other per-nucleus table.
 
 # %%
 names = np.repeat(used["Metadata_ImageName"].tolist(), [len(c) for c in crops])
 meta = pd.DataFrame({"Metadata_Condition": "NEW_TARGET", "Metadata_ImageName": names})
 nuclei = {}
 if use_cnn:
-    nuclei["cnn"] = embedding_table(meta, np.concatenate([embed(model, c) for c in crops]))
+    emb = [embed(model, c, context=w) for c, w in zip(crops, windows, strict=True)]
+    nuclei["cnn"] = embedding_table(meta, np.concatenate(emb))
 if use_features:
     table = pd.concat(features, ignore_index=True)
     nuclei["features"] = pd.concat([meta, table[feature_columns(table)]], axis=1)
@@ -199,13 +242,19 @@ if use_features:
 # the screen's batch correction of the same space (`sphering_fold<k>.npz` for the encoder,
 # `sphering_features.npz` for the hand-crafted features). Without plate or control wells the
 # transform centres the new target on the screen's pooled control wells. With
-# representation `both` the two sphered profiles are put side by side.
+# representation `both` the two sphered profiles are put side by side. When the main job
+# embedded conditions as Image2Reg does (`condition_embedding = nucleus_mean`), the encoder
+# profile is instead the plain mean of the new target's nucleus embeddings: no image level,
+# no sphering (the hand-crafted features keep theirs, as in the main job).
 
 # %%
 sphering = {"cnn": artifact(results_dir, "sphering_fold", fold=fold),
             "features": artifact(results_dir, "sphering_features")}  # fmt: skip
 sphered = {}
 for name, table in nuclei.items():
+    if name == "cnn" and condition_embedding == "nucleus_mean":
+        sphered[name] = nucleus_means(table)
+        continue
     by_image = aggregate(table, ["Metadata_Condition", "Metadata_ImageName"], "median")
     by_image = by_image.drop(columns=["Metadata_Count", "Metadata_ImageName"])
     raw = aggregate(by_image, ["Metadata_Condition"], "mean").drop(columns="Metadata_Count")
@@ -216,12 +265,26 @@ profile
 # %% [markdown]
 # ## The screen's training set in this fold's space
 # The translation is trained on the screen's impactful conditions (less `exclude_condition`)
-# in the profile space of fold `fold`, where the new profile lives; the candidates are the
-# genes of the gene embedding.
+# in the profile space of fold `fold`, where the new profile lives.
+#
+# ## The candidate genes and their embeddings
+# The new target's gene is unknown, so it cannot be left out of the interactome: the
+# dataset-wide gene table, built from the screen's targets, is already leakage-free for a
+# target outside the screen. A table is trained for this prediction, with the main job's
+# recipe and seed (`i2r_utils.genes.new_target_gene_embeddings`), in two cases only:
+#
+# * `gamma > 0` (Image2Reg's image-cluster term): the autoencoder is pulled towards KMeans
+#   clusters of image profiles, which must be those of the conditions the translation is
+#   trained on -- the screen's training conditions in fold space `fold` -- never the new
+#   target's own profile;
+# * a screen condition evaluated as a new target (`exclude_condition`) under the
+#   `new_target` candidate protocol: its gene is removed from the targets, as the main job
+#   removed it for that held-out condition.
+#
+# With the leakage-free fold, both give the table the main job translated that condition
+# into. With `gene_norm = l2` every embedding is then divided by its norm.
 
 # %%
-genes = read_table(artifact(results_dir, "gene_embeddings")).set_index("gene")
-genes.index = genes.index.astype(str).str.upper()
 space = translation_profiles(artifact(results_dir, "profiles_dir"), representation)
 space = space[space["Metadata_Fold"] == fold]
 if space.empty:
@@ -229,6 +292,11 @@ if space.empty:
                      f"in the space of fold {fold}; check --fold.")  # fmt: skip
 drop = {exclude_condition.upper()} if exclude_condition else set()
 conditions = [c for c in impactful if c.upper() not in drop]
+gene_emb, gene_info = new_target_gene_embeddings(
+    results_dir, fold, conditions, exclude_condition, representation, **protocol
+)
+genes = normalise_embeddings(gene_emb, settings["gene_norm"])
+genes.index = genes.index.astype(str).str.upper()
 columns = feature_columns(space)
 missing = [f for f in columns if f not in profile.columns]
 if missing:
@@ -243,8 +311,8 @@ pd.Series({"training conditions": len(conditions), "candidate genes": len(genes)
 
 # %% [markdown]
 # ## Translation
-# The kernel ridge regression of the main job, fitted on the training set in the main job's
-# direction (`auto`: chosen again by leave-one-out on this training set), then every
+# The kernel ridge regression of the main job (its kernel, input bias and scaling, ridge
+# grid), fitted on the training set in the main job's direction (`auto`: chosen again by leave-one-out on this training set), then every
 # candidate gene ranked for the new profile: image to gene by the distance of its gene
 # embedding to the predicted one, gene to image by the distance of its predicted profile to
 # the new one, two-way by the mean of the two ranks.
@@ -255,12 +323,12 @@ x_train, y_train, train_genes = ts["x_train"], ts["y_train"], ts["genes"]
 train_conditions = ts["conditions"]
 kernel, depth, metric = settings["kernel"], settings["depth"], settings["metric"]
 alphas = settings["alphas"] or DEFAULT_ALPHAS
-image_to_gene = ImageToGene(kernel, depth, alphas).fit(x_train, y_train)
+image_to_gene = ImageToGene(kernel, depth, alphas, **model_options).fit(x_train, y_train)
 gene_to_image = GeneToImage().fit(genes, train_genes, x_train)
 scores = {}
 if settings["direction"] == "auto":
     scores = inner_direction_scores(x_train, y_train, train_genes, genes, kernel, depth, alphas,
-                                    metric)  # fmt: skip
+                                    metric, **model_options)  # fmt: skip
 used = choose_direction(scores) if settings["direction"] == "auto" else settings["direction"]
 ranking = rank_candidates(vector, genes, used, image_to_gene, gene_to_image, metric)
 translation = {
@@ -300,6 +368,14 @@ info = {
     "encoder_held_out": held_out,
     "exclude_condition": exclude_condition or None,
     "pixel_scale": pixel_scale,
+    "preprocessing": {**preprocessing, "filter": vars(filt).copy()},
+    "condition_embedding": condition_embedding,
+    "gene_embeddings": {
+        "source": gene_info["source"],
+        **protocol,
+        "n_genes": int(len(genes)),
+        "gene_norm": settings["gene_norm"],
+    },  # fmt: skip
     "n_images": int(len(report)),
     "n_images_used": int((report["status"] == "ok").sum()),
     "n_images_skipped": int((report["status"] == "skipped").sum()),

@@ -9,8 +9,10 @@ from i2r_utils.artifacts import artifact
 from i2r_utils.gae import GAEParams
 from i2r_utils.genes import (
     build_gene_embeddings,
+    gene_protocol,
     gene_setup,
     load_gene_inputs,
+    new_target_gene_embeddings,
     target_gene_embeddings,
 )
 from i2r_utils.io import InputError, read_table, write_json, write_table
@@ -86,3 +88,28 @@ def test_gamma_uses_training_clusters_only(tmp_path):
         target_gene_embeddings(work, "T2", protocol="leave_out")
     with pytest.raises(InputError, match="no fold"):
         target_gene_embeddings(work, "NOPE", gamma=1.0)
+
+
+def test_new_target_table_matches_the_held_out_conditions(tmp_path):
+    """A screen condition predicted as a new target gets the table its held-out run used."""
+    work = _run(tmp_path, k_hop=1)
+    full = read_table(artifact(work, "gene_embeddings")).set_index("gene")
+    assert gene_protocol(work) == {"gamma": 0.0, "protocol": "all_targets", "seed": 0}
+    # an outside target, nothing trained: the dataset-wide table (leakage-free)
+    for protocol in ("all_targets", "new_target"):
+        emb, info = new_target_gene_embeddings(work, 0, TARGETS, protocol=protocol)
+        assert info["source"] == "dataset"
+        pd.testing.assert_frame_equal(emb, full)
+    train = [t for t in TARGETS if t != "T2"]
+    for gamma, protocol in ((1.0, "all_targets"), (0.0, "new_target"), (1.0, "new_target")):
+        held = target_gene_embeddings(work, "T2", gamma=gamma, protocol=protocol, seed=1)
+        assert gene_protocol(work) == {"gamma": gamma, "protocol": protocol, "seed": 1}
+        emb, info = new_target_gene_embeddings(
+            work, 0, train, "T2", gamma=gamma, protocol=protocol, seed=1
+        )
+        assert info["source"] == "trained" and info["gamma"] == gamma
+        pd.testing.assert_frame_equal(emb, held)
+    # gamma > 0 for an outside target: clusters of every training condition of the fold
+    emb, info = new_target_gene_embeddings(work, 0, TARGETS, gamma=1.0, seed=1)
+    assert info["n_labelled_genes"] == len(TARGETS)
+    assert not np.allclose(emb.loc[full.index].to_numpy(), full.to_numpy())

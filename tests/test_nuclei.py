@@ -15,6 +15,7 @@ from i2r_utils.nuclei import (
     minmax_crops,
     plate_outputs,
     preprocess_image,
+    preprocess_image_context,
     preprocess_plate,
     select_plates,
 )
@@ -258,6 +259,11 @@ def test_nuclei_larger_than_the_crop_are_dropped_and_counted():
     assert counts == {"n_objects": 5, "n_kept": 1, "removed_crop_size": 2}
 
 
+def options_of(crop_options: dict) -> dict:
+    """The crop options of the plate step that :func:`preprocess_image` takes."""
+    return {k: v for k, v in crop_options.items() if not k.startswith("context_")}
+
+
 def test_plate_with_the_original_crops_and_context_windows(tiny_screen, tmp_path):
     meta = load_metadata(tiny_screen, require_masks=False)
     options = {"crop_centre": "bbox", "crop_scaling": "crop", "drop_large_crops": True,
@@ -278,5 +284,12 @@ def test_plate_with_the_original_crops_and_context_windows(tiny_screen, tmp_path
                                        features=False, crop_centre="bbox",
                                        crop_scaling="crop", drop_large_crops=True)  # fmt: skip
     np.testing.assert_array_equal(one, crops[: len(one)])
+    # ... and, with its context windows, the stored windows (new-target mode's step)
+    two, _, _, _, windows = preprocess_image_context(
+        rec.Metadata_ImagePath, rec.Metadata_MaskPath, 96, 32, features=False, **options_of(options)
+    )
+    np.testing.assert_array_equal(two, one)
+    np.testing.assert_array_equal(windows, ctx[: len(one)])
+    assert preprocess_image_context(rec.Metadata_ImagePath, rec.Metadata_MaskPath)[4] is None
     with pytest.raises(ValueError, match="crop_scaling"):
         preprocess_image(rec.Metadata_ImagePath, rec.Metadata_MaskPath, crop_scaling="minmax")

@@ -22,6 +22,7 @@ import tifffile
 from i2r_pipeline.predict import NOTEBOOK, format_top10, main
 from i2r_utils.artifacts import artifact
 from i2r_utils.io import InputError
+from i2r_utils.preprocessing import stored_crops
 
 N_FOLDS = 2
 
@@ -79,7 +80,7 @@ def _screen_crops(screen: Path):
             )
     nuclei = pd.DataFrame(rows)
     features = pd.concat([nuclei, pd.concat(feats, ignore_index=True)], axis=1)
-    return np.concatenate(crops), nuclei, features
+    return stored_crops(np.concatenate(crops)), nuclei, features  # as the plate files hold them
 
 
 def _build_profiles(
@@ -152,7 +153,8 @@ def trained_results(tmp_path_factory, tiny_screen):
                      {**info, "held_out": held})  # fmt: skip
         tables[fold] = embedding_table(nuclei, embed(model, crops, device="cpu"))
     _build_profiles(results, tables, assignment, features)
-    return {"screen": screen, "results": results, "assignment": assignment, "impactful": impactful}
+    return {"screen": screen, "results": results, "assignment": assignment, "impactful": impactful,
+            "tables": tables}  # fmt: skip
 
 
 def _user_folders(screen: Path, condition: str, dest: Path, masks: bool = True):
@@ -472,3 +474,61 @@ def test_png_and_8bit_inputs(trained_results, tmp_path):
     assert res["info"]["n_images_used"] == ref["info"]["n_images_used"] == len(list(raw.iterdir()))
     assert res["info"]["n_nuclei"] == ref["info"]["n_nuclei"]
     np.testing.assert_allclose(res["vector"], ref["vector"], atol=0.5)
+
+
+def run_translation_notebook(**parameters) -> dict:
+    """Execute notebook 06 (the main job's held-out translation) in-process."""
+    path = NOTEBOOK.parent / "06_translate_condition.py"
+    ns: dict = {}
+    for cell in jupytext.read(path).cells:
+        if cell.cell_type == "code":
+            exec(compile(cell.source, str(path), "exec"), ns)
+            if "parameters" in cell.metadata.get("tags", []):
+                ns.update(parameters)
+    return ns
+
+
+def test_preset_like_prediction_equals_the_main_jobs_held_out_result(
+    trained_results, braf_run, tmp_path
+):
+    """Image2Reg's translation elements and nucleus-mean embedding: 09 reproduces 06."""
+    import matplotlib
+
+    from i2r_utils.io import write_table
+    from i2r_utils.profiles import nucleus_means
+
+    matplotlib.use("Agg")
+    cond, fold = braf_run["cond"], braf_run["fold"]
+    results = tmp_path / "results"
+    shutil.copytree(trained_results["results"], results)
+    means = []
+    for k, table in trained_results["tables"].items():  # as notebook 05 with nucleus_mean
+        m = nucleus_means(table)
+        m.insert(0, "Metadata_Fold", k)
+        m.insert(1, "Metadata_ConditionEmbedding", "nucleus_mean")
+        means.append(m)
+    write_table(pd.concat(means, ignore_index=True), artifact(results, "cnn_condition_profiles"))
+    preset = {"representation": "cnn", "direction": "image_to_gene", "kernel": "ntk",
+              "depth": 1, "input_bias": True, "input_scaling": "none", "gene_norm": "l2",
+              "alpha_grid": [], "alpha": 1.0, "random_baseline": False}  # fmt: skip
+    held = run_translation_notebook(condition=cond, work_dir=str(results),
+                                    out_dir=str(results / cond), **preset)  # fmt: skip
+    assert held["condition_embedding"] == "nucleus_mean" and held["fold"] == fold
+    ns = run_notebook(**{**braf_run["params"], "results_dir": str(results),
+                         "out_dir": str(tmp_path / "o")})  # fmt: skip
+    t = ns["info"]["translation"]
+    assert (t["input_bias"], t["input_scaling"], t["gene_norm"]) == (True, "none", "l2")
+    assert ns["condition_embedding"] == "nucleus_mean"
+    assert ns["info"]["preprocessing"]["recorded"] is False  # a folder without the record
+    # the profile is the condition's nucleus mean (no sphering) and the ranking is 06's
+    row = held["space"].loc[held["space"].Metadata_Condition == cond]
+    np.testing.assert_allclose(ns["vector"], row[ns["columns"]].to_numpy(float)[0], atol=1e-5)
+    assert ns["info"]["train_conditions"] == held["ts"]["conditions"]
+    assert ns["ranking"]["gene"].tolist() == held["ranking"]["gene"].tolist()
+    np.testing.assert_allclose(ns["ranking"]["distance"], held["ranking"]["distance"], atol=1e-6)
+    # the settings matter: without the input bias the ranking's distances differ
+    result = json.loads((results / cond / "result.json").read_text())
+    (results / cond / "result.json").write_text(json.dumps({**result, "input_bias": False}))
+    other = run_notebook(**{**braf_run["params"], "results_dir": str(results),
+                            "out_dir": str(tmp_path / "p")})  # fmt: skip
+    assert not np.allclose(other["ranking"]["distance"], ns["ranking"]["distance"])

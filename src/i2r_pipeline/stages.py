@@ -69,7 +69,13 @@ STAGES: tuple[Stage, ...] = (
         "01_preprocess_nuclei",
         "plate",
         reads=("00_simulate_screen",),
-        outputs=("plate_crops", "plate_features", "plate_filter_counts", "plate_nuclei"),
+        outputs=(
+            "plate_crops",
+            "plate_features",
+            "plate_filter_counts",
+            "plate_nuclei",
+            "plate_preprocessing",
+        ),  # fmt: skip
     ),
     # merged nuclei; impactful conditions; their fold assignment
     Stage(

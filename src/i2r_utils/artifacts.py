@@ -31,6 +31,7 @@ ARTIFACTS: dict[str, str] = {
     "plate_filter_counts": "nuclei/filter_counts/{plate}.csv",
     "plate_nuclei": "nuclei/plates/{plate}.parquet",
     "plate_context": "nuclei/context/{plate}.npz",
+    "plate_preprocessing": "nuclei/preprocessing/{plate}.json",
     "features_dir": "nuclei/features",
     # screen of conditions against the control
     "screen": "screen/screen.csv",

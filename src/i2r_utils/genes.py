@@ -51,6 +51,8 @@ __all__ = [
     "load_gene_inputs",
     "build_gene_embeddings",
     "target_gene_embeddings",
+    "gene_protocol",
+    "new_target_gene_embeddings",
 ]
 
 #: Candidate protocols: the held-out gene is a target of the interactome, or it is not.
@@ -207,22 +209,52 @@ def build_gene_embeddings(
     return sub, emb, info
 
 
-def _training_clusters(work: Path, condition: str, representation: str, seed: int) -> dict:
-    """KMeans labels of the training conditions' profiles in the condition's fold space."""
+def _fold_clusters(work: Path, fold: int, train: list, representation: str, seed: int) -> dict:
+    """KMeans labels of the profiles of the ``train`` conditions in fold space ``fold``."""
     from .profiles import translation_profiles
 
+    profiles = translation_profiles(artifact(work, "profiles_dir"), representation)
+    space = profiles[pd.to_numeric(profiles["Metadata_Fold"], errors="coerce") == int(fold)]
+    rows = space[space["Metadata_Condition"].isin(set(train) - {CONTROL})]
+    rows = rows.drop_duplicates("Metadata_Condition")
+    table = rows.set_index(rows["Metadata_Condition"].astype(str).str.upper())
+    return image_clusters(table[feature_columns(rows)], N_IMAGE_CLUSTERS, seed)
+
+
+def _training_clusters(work: Path, condition: str, representation: str, seed: int) -> dict:
+    """KMeans labels of the training conditions' profiles in the condition's fold space."""
     folds = read_table(artifact(work, "folds"))
     hit = folds.loc[folds["Metadata_Condition"] == condition, "Metadata_Fold"]
     if hit.empty:
         raise InputError(f"{artifact(work, 'folds')}: condition {condition!r} has no fold.")
-    profiles = translation_profiles(artifact(work, "profiles_dir"), representation)
-    space = profiles[pd.to_numeric(profiles["Metadata_Fold"], errors="coerce") == int(hit.iloc[0])]
     impactful = set(read_table(artifact(work, "impactful"))["Metadata_Condition"])
-    train = space[
-        space["Metadata_Condition"].isin(impactful - {condition, CONTROL})
-    ].drop_duplicates("Metadata_Condition")
-    table = train.set_index(train["Metadata_Condition"].astype(str).str.upper())
-    return image_clusters(table[feature_columns(train)], N_IMAGE_CLUSTERS, seed)
+    return _fold_clusters(work, int(hit.iloc[0]), impactful - {condition}, representation, seed)
+
+
+def _trained_table(work: Path, gene: str, labels, gamma: float, protocol: str, seed: int,
+                   progress: bool) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """Autoencoder trained on the run's recipe, ``gene`` not a target under ``new_target``."""
+    info_path = artifact(work, "gene_embedding_info")
+    if not info_path.is_file():
+        raise InputError(f"{info_path}: not found; build the gene embeddings of this run first.")
+    setup = json.loads(info_path.read_text()).get("setup")
+    if not setup:
+        raise InputError(f"{info_path}: no 'setup'; rebuild the gene embeddings of this run.")
+    inputs = load_gene_inputs(setup)
+    targets = [t for t in inputs["targets"] if protocol == "all_targets" or t != gene]
+    if labels:
+        labels.pop(gene, None)  # never the held-out condition's own cluster
+    _, emb, info = build_gene_embeddings(inputs, setup, targets, labels, gamma, seed, progress)
+    info.update(protocol=protocol, gamma=gamma, held_out_is_candidate=gene in emb.index)
+    info["n_labelled_genes"] = sum(g in emb.index for g in labels or {})
+    return emb, info
+
+
+def _check_protocol(gamma: float, protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise InputError(f"unknown candidate protocol {protocol!r}; one of {list(PROTOCOLS)}")
+    if gamma < 0:
+        raise InputError(f"gae_gamma must be >= 0, got {gamma!r}.")
 
 
 def target_gene_embeddings(
@@ -259,30 +291,101 @@ def target_gene_embeddings(
         Embeddings indexed by ``gene``. A trained table is also written to
         ``artifact(work_dir, "target_gene_embeddings", condition=condition)`` with its info.
     """
-    if protocol not in PROTOCOLS:
-        raise InputError(f"unknown candidate protocol {protocol!r}; one of {list(PROTOCOLS)}")
-    if gamma < 0:
-        raise InputError(f"gae_gamma must be >= 0, got {gamma!r}.")
+    _check_protocol(gamma, protocol)
     work = Path(work_dir)
     if gamma == 0 and protocol == "all_targets":
         return read_table(artifact(work, "gene_embeddings")).set_index("gene")
-    info_path = artifact(work, "gene_embedding_info")
-    if not info_path.is_file():
-        raise InputError(f"{info_path}: not found; build the gene embeddings of this run first.")
-    setup = json.loads(info_path.read_text()).get("setup")
-    if not setup:
-        raise InputError(f"{info_path}: no 'setup'; rebuild the gene embeddings of this run.")
-    inputs = load_gene_inputs(setup)
-    gene = condition.upper()
-    targets = [t for t in inputs["targets"] if protocol == "all_targets" or t != gene]
     labels = _training_clusters(work, condition, representation, seed) if gamma > 0 else None
-    if labels:
-        labels.pop(gene, None)  # never the held-out condition's own cluster
-    _, emb, info = build_gene_embeddings(inputs, setup, targets, labels, gamma, seed, progress)
-    info.update(
-        condition=condition, protocol=protocol, gamma=gamma, held_out_is_candidate=gene in emb.index
-    )
-    info["n_labelled_genes"] = sum(g in emb.index for g in labels or {})
+    emb, info = _trained_table(work, condition.upper(), labels, gamma, protocol, seed, progress)
+    info = {"condition": condition, **info}
     write_table(emb.reset_index(), artifact(work, "target_gene_embeddings", condition=condition))
     write_json(info, artifact(work, "target_gene_embedding_info", condition=condition))
     return emb
+
+
+def gene_protocol(work_dir: str | os.PathLike) -> dict:
+    """How a run built the gene table of its held-out conditions.
+
+    Parameters
+    ----------
+    work_dir : path-like
+        Results folder of a run.
+
+    Returns
+    -------
+    dict
+        ``gamma``, ``protocol`` and ``seed`` of the first per-condition table's info
+        (:func:`target_gene_embeddings`); without one, the dataset-wide table was used:
+        ``gamma`` 0, ``"all_targets"`` and the dataset-wide autoencoder's seed.
+    """
+    work = Path(work_dir)
+    out = {"gamma": 0.0, "protocol": "all_targets", "seed": 0}
+    base = artifact(work, "gene_embedding_info")
+    if base.is_file():
+        out["seed"] = int(json.loads(base.read_text()).get("params", {}).get("seed", 0))
+    pattern = artifact("", "target_gene_embedding_info", condition="*").as_posix()
+    for path in sorted(work.glob(pattern)):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        return {"gamma": float(info.get("gamma", 0.0)),
+                "protocol": info.get("protocol", "all_targets"),
+                "seed": int(info.get("params", {}).get("seed", out["seed"]))}  # fmt: skip
+    return out
+
+
+def new_target_gene_embeddings(
+    work_dir: str | os.PathLike,
+    fold: int,
+    train_conditions: list[str],
+    excluded: str = "",
+    representation: str = "cnn",
+    gamma: float = 0.0,
+    protocol: str = "all_targets",
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, dict]:
+    """Gene-embedding table for a new target (images of an unknown condition).
+
+    The new target's gene is unknown, so it cannot be left out of the interactome: the
+    dataset-wide table (built from the screen's targets) is leakage-free, and it is what
+    the run's recipe gives when nothing else differs. A table is trained instead when
+    ``gamma > 0`` (the image-cluster term, clusters of the ``train_conditions``' profiles
+    in fold space ``fold``: the conditions the translation is trained on) or when a screen
+    condition is evaluated as a new target (``excluded``) under ``protocol="new_target"``
+    (its gene is then not a target), exactly as :func:`target_gene_embeddings` trains the
+    table of that held-out condition. Nothing is written.
+
+    Parameters
+    ----------
+    work_dir : path-like
+        The run's results folder.
+    fold : int
+        Fold space of the new target's profile.
+    train_conditions : list of str
+        Conditions the translation is trained on (clustered when ``gamma > 0``).
+    excluded : str
+        Screen condition evaluated as a new target ("" for none).
+    representation, gamma, protocol, seed, progress
+        As :func:`target_gene_embeddings` (:func:`gene_protocol` reads a run's).
+
+    Returns
+    -------
+    embeddings : pandas.DataFrame
+        Indexed by ``gene``.
+    info : dict
+        ``source`` (``"dataset"`` or ``"trained"``) and, when trained, the autoencoder's info.
+    """
+    _check_protocol(gamma, protocol)
+    work = Path(work_dir)
+    gene = excluded.upper() if excluded else ""
+    if gamma == 0 and (protocol == "all_targets" or not gene):
+        return read_table(artifact(work, "gene_embeddings")).set_index("gene"), {
+            "source": "dataset"
+        }
+    labels = None
+    if gamma > 0:
+        labels = _fold_clusters(work, fold, list(train_conditions), representation, seed)
+    emb, info = _trained_table(work, gene, labels, gamma, protocol, seed, progress)
+    return emb, {"source": "trained", **info}

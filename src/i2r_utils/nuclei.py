@@ -38,6 +38,7 @@ from .io import (
     write_table,
 )
 from .nucleus_filter import NucleusFilter, filter_nuclei, too_few_nuclei_message
+from .preprocessing import store_crops
 
 __all__ = [
     "CROP_CENTRES",
@@ -49,6 +50,7 @@ __all__ = [
     "merge_plates",
     "plate_outputs",
     "preprocess_image",
+    "preprocess_image_context",
     "preprocess_plate",
     "select_plates",
 ]
@@ -375,6 +377,40 @@ def plate_outputs(out_dir: str | Path, plate: str) -> dict[str, Path]:
             for k, v in names.items()}  # fmt: skip
 
 
+_IMAGE_OPTIONS = {"filt": _SCREEN_FILTER, "size": 64, "apply_mask": True, "features": True,
+                  "segment_method": "classical", "segment_params": None, "feature_params": None,
+                  "pixel_scale": 1.0, "allow_blank": True, "crop_centre": "centroid",
+                  "crop_scaling": "image", "drop_large_crops": False}  # fmt: skip
+
+
+def preprocess_image_context(
+    image_path, mask_path, context_window: int = 0, context_size: int = 224, **options
+):
+    """:func:`preprocess_image` plus the field window around every kept nucleus.
+
+    Parameters
+    ----------
+    image_path, mask_path
+        As :func:`preprocess_image`.
+    context_window : int
+        Window side in pixels (0: no windows), cut as the plate step cuts them
+        (:func:`i2r_utils.context.context_windows` of the resampled image).
+    context_size : int
+        Side the windows are resized to (the encoder's input size).
+    **options
+        Keyword arguments of :func:`preprocess_image`.
+
+    Returns
+    -------
+    tuple
+        ``crops, objects, counts, feats`` as :func:`preprocess_image`, and the
+        ``(n, context_size, context_size)`` uint8 windows (None when ``context_window`` is 0).
+    """
+    opts = {**_IMAGE_OPTIONS, **options}
+    return _preprocess_one(image_path, mask_path, **opts, context_window=context_window,
+                           context_size=context_size)  # fmt: skip
+
+
 def _preprocess_rows(rows: pd.DataFrame, desc: str, progress: bool, **kwargs):
     """Run :func:`preprocess_image` on every image (row) of a metadata table.
 
@@ -382,10 +418,7 @@ def _preprocess_rows(rows: pd.DataFrame, desc: str, progress: bool, **kwargs):
     ``Metadata_`` columns in front), the per-image filter counts, the number of images
     segmented here and the context windows per image (None without ``context_window``).
     """
-    opts = {"filt": _SCREEN_FILTER, "size": 64, "apply_mask": True, "segment_method":
-            "classical", "segment_params": None, "feature_params": None, "pixel_scale": 1.0,
-            "allow_blank": True, "crop_centre": "centroid", "crop_scaling": "image",
-            "drop_large_crops": False, **kwargs, "features": True}  # fmt: skip
+    opts = {**_IMAGE_OPTIONS, **kwargs, "features": True}
     info_cols = [c for c in rows.columns if str(c).startswith("Metadata_")]
     crops, objs, feats, counts, context = [], [], [], [], []
     n_seg = 0
@@ -471,12 +504,10 @@ def preprocess_plate(
         raise InputError(too_few_nuclei_message(what, count_df, filt, n_kept, min_nuclei))
     table["Metadata_CropIndex"] = np.arange(n_kept)
     crops = np.concatenate(crops)
-    if crop_options.get("crop_scaling", "image") == "crop":  # multiples of 1/255: exact
-        crops = np.round(crops * 255).astype(np.uint8)
+    crops = store_crops(crops, crop_options.get("crop_scaling", "image"))  # uint8 | float16
     with atomic_path(paths["crops"]) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, crops=crops if crops.dtype == np.uint8 else
-                                crops.astype(np.float16))  # fmt: skip
+            np.savez_compressed(fh, crops=crops)
     if crop_options.get("context_window", 0):
         windows = np.concatenate(context)
         write_plate_context(plate_context_path(out_dir, plate), windows,
