@@ -24,6 +24,7 @@ annotated_dir = "../../shared/data/nuclei_dsb2018_fluo"  # annotated nuclei (ind
 unet_epochs = 16  # most U-Net epochs of 40 steps (early stopping on the validation fields)
 unet_max_minutes = 15.0  # wall-clock safety cap of the U-Net training
 segmentation_tta = "d4"  # TTA set of the unet_tta method: d4 (8 versions) or thesis6
+max_test_fields = 0  # 0: every test field; N: the first N of each subset (quick runs only)
 threads = None  # torch and BLAS threads (None: the libraries' defaults, one per core)
 seed = 0  # seed of the U-Net's initialisation and patch sampling
 
@@ -122,6 +123,12 @@ save_figure(fig, Path(figures_dir) / "fig_segmentation_training")
 
 # %%
 test = load_annotated_fields(source, "test")
+if max_test_fields:  # quick runs: the first fields of each subset, said in the output
+    keep = test["table"].groupby("subset", sort=False).head(max_test_fields).index
+    rows = [test["table"].index.get_loc(i) for i in keep]
+    test = {**test, "table": test["table"].loc[keep],
+            **{k: [test[k][r] for r in rows] for k in ("images", "masks", "names")}}  # fmt: skip
+    print(f"quick run: only the first {max_test_fields} test fields of each subset")
 subsets = dict(zip(test["names"], test["table"]["subset"], strict=True))
 k_example = int(np.argmax([m.max() for m in test["masks"]]))
 image, truth = test["images"][k_example], test["masks"][k_example]

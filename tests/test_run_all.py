@@ -203,7 +203,8 @@ def close(a, b):
 
 # Cheaper settings for the smoke run (applied where a notebook declares the parameter).
 SMOKE = {"encoder_arch": "small", "epochs": 2, "samples_per_class": 32, "n_folds": 2,
-         "n_permutations": 50, "gae_epochs": 100, "unet_epochs": 3}  # fmt: skip
+         "n_permutations": 50, "gae_epochs": 100, "unet_epochs": 3,
+         "max_test_fields": 2}  # fmt: skip
 
 
 def smoke_config(tmp_path):
