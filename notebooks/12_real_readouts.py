@@ -21,12 +21,13 @@
 #
 # Produces `work_dir/readouts/coverage.csv`, `work_dir/readouts/own_landmark_check.csv`,
 # `work_dir/readouts/<readout>/<protocol>/{holdout.parquet,metrics.csv}`,
-# `work_dir/readouts/<readout>/summary.json` and `work_dir/readouts/<readout>/topk.{png,svg}`.
+# `work_dir/readouts/<readout>/summary.json` and `figures_dir/fig_readouts_topk_<readout>.{png,svg}`.
 
 # %% tags=["parameters"]
 data_dir = "../../shared/data/orf_rohban2017"  # real readouts of the screen's ORFs
 network_file = ""  # PPI cost list; "": iRefIndex v14 in the data folder's sibling network folder
 work_dir = "../results/rohban_readouts"  # results of this data set
+figures_dir = "../results/rohban_readouts/figures"  # figure folder
 readout = "l1000"  # "l1000", "idr" or "both"
 own_landmark = "drop_targets"  # L1000: "drop_targets" (all targets' landmarks) or "mask_own"
 protocol = "both"  # "in_interactome", "rebuilt_without" or "both"
@@ -314,4 +315,4 @@ for (i, prot), (j, subset) in ((a, b) for a in enumerate(protocols) for b in enu
     ax.grid(alpha=0.3)
 axes[0, 0].legend(fontsize=7, loc="upper left")
 fig.tight_layout()
-save_figure(fig, artifact(work, "readout_figure", readout=readout))
+save_figure(fig, f"{figures_dir}/fig_readouts_topk_{readout}")

@@ -97,7 +97,6 @@ ARTIFACTS: dict[str, str] = {
     "readout_holdout": "readouts/{readout}/{protocol}/holdout.parquet",
     "readout_metrics": "readouts/{readout}/{protocol}/metrics.csv",
     "readout_summary": "readouts/{readout}/summary.json",
-    "readout_figure": "readouts/{readout}/topk",
     "segmentation_subsets": "segmentation/subsets.csv",
     "segmentation_deltas": "segmentation/tta_deltas.csv",
     "segmentation_split": "segmentation/split.csv",
