@@ -28,6 +28,7 @@ from i2r_utils.directions import read_translation_settings
 from i2r_utils.io import InputError, atomic_path, missing_mask_error, pair_images_masks
 
 from .notebooks import execute, to_ipynb
+from .units import QUIET_KERNEL
 
 __all__ = ["NOTEBOOK", "DEFAULT_RESULTS", "build_parser", "check_inputs", "format_top10", "main"]
 
@@ -244,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Path.cwd(),
                 progress=not args.quiet,
                 stdout_file=sys.stdout,  # the notebook's notes, warnings and skipped images
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no kernel start-up chatter
+                extra_arguments=list(QUIET_KERNEL),  # no kernel chatter (as the main job)
             )
         except PapermillExecutionError as exc:
             if exc.ename == "InputError":
