@@ -28,6 +28,8 @@ def test_condition_table_and_row_names():
     assert lines[0].split()[:3] == ["condition", "true", "rank"]
     assert lines[1].split()[:5] == ["A", "2", "30", "15.2", "two-way"] and lines[1].endswith("X, A")
     assert lines[2].split()[:4] == ["B", "2", "30", "-"]
+    miss = condition_table([{**RESULT, "condition": "C", "true_rank": None}]).splitlines()
+    assert miss[1].split()[:3] == ["C", "miss", "30"]  # new-target protocol: not a candidate
     assert row_name("method (auto, NTK KRR)") == "translation (as above)"
     assert row_name("compare ntk/cosine") == "image-to-gene ntk/cosine"
     assert row_name("compare gene_to_image") == "gene-to-image alone"

@@ -60,7 +60,8 @@ def method_label(results: list[dict]) -> str:
 def condition_table(results: list[dict]) -> str:
     """Return one line per held-out condition: true rank, baseline, direction, top 10.
 
-    ``perm.`` is the permutation baseline's mean rank (``-`` without the baseline).
+    ``perm.`` is the permutation baseline's mean rank (``-`` without the baseline); a true
+    gene that is not a candidate (the new-target protocol) shows as ``miss``.
     """
     head = f"{'condition':<12} {'true rank':>9} {'of':>4} {'perm.':>8}  {'direction':<14} top 10"
     lines = [head]
@@ -68,8 +69,10 @@ def condition_table(results: list[dict]) -> str:
         perm = r.get("permutation_mean_rank")
         perm = f"{perm:8.1f}" if isinstance(perm, int | float) else f"{'-':>8}"
         direction = str(r.get("direction", "image_to_gene")).replace("_", "-")
+        rank = r.get("true_rank")
+        rank = "miss" if rank is None else rank  # the true gene is not a candidate
         lines.append(
-            f"{r.get('condition', '?'):<12} {r['true_rank']:>9} {r['n_candidates']:>4} {perm}  "
+            f"{r.get('condition', '?'):<12} {rank:>9} {r['n_candidates']:>4} {perm}  "
             f"{direction:<14} {', '.join(r['top10'])}"
         )
     return "\n".join(lines)
