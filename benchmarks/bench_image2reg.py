@@ -76,7 +76,7 @@ def collect(copies: dict[tuple[str, str, int], Path]) -> pd.DataFrame:
 
 def report(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over seeds of every metric, per configuration/protocol/row."""
-    keys = ["config", "protocol", "row"]
+    keys = ["config", "protocol", "subset", "row"]
     agg = table.groupby(keys, sort=False)[METRICS].agg(["mean", "std"])
     agg.columns = [f"{m}_{s}" for m, s in agg.columns]
     agg["n_seeds"] = table.groupby(keys, sort=False)["seed"].nunique()
@@ -107,8 +107,10 @@ def main(argv=None) -> None:
     summary = report(table)
     write_table(summary, args.out / "comparison_mean_sd.csv")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
-        for (config, protocol), part in summary.groupby(["config", "protocol"], sort=False):
-            print(f"\n== {config}, {protocol} (mean +- sd over {part['n_seeds'].max()} seeds)")
+        groups = summary.groupby(["config", "protocol", "subset"], sort=False)
+        for (config, protocol, subset), part in groups:
+            n = part["n_seeds"].max()
+            print(f"\n== {config}, {protocol}, {subset} (mean +- sd over {n} seeds)")
             shown = part.set_index("row")
             cells = {
                 m: shown[f"{m}_mean"].round(3).astype(str)
