@@ -34,7 +34,17 @@ from i2r_utils.artifacts import artifact
 from i2r_utils.io import write_table
 
 ROOT = Path(__file__).resolve().parents[1]
-METRICS = ["mean_rank", "top1", "top5", "top10", "auc_k10_50", "image2reg_score"]
+METRICS = [
+    "mean_rank",
+    "top1",
+    "top5",
+    "top10",
+    "auc_k10_50",
+    "image2reg_score",
+    "n_candidates",
+    "mean_rank_vs_uniform",
+    "image2reg_score_vs_uniform",
+]
 STAGES = "00,01,02,03,04,05,06,07"
 
 
@@ -70,6 +80,10 @@ def collect(copies: dict[tuple[str, str, int], Path]) -> pd.DataFrame:
     for (config, protocol, seed), path in copies.items():
         t = pd.read_csv(path)
         t["row"] = t["method"].str.replace(r"^method \(.*\)$", "method", regex=True)
+        # candidate sets differ (e.g. PCST vs shortest paths): compare against uniform random
+        uniform = t[t["row"].str.startswith("uniform")].set_index("subset")
+        for m in ("mean_rank", "image2reg_score"):
+            t[f"{m}_vs_uniform"] = t[m] / t["subset"].map(uniform[m])
         frames.append(t.assign(config=config, protocol=protocol, seed=seed))
     return pd.concat(frames, ignore_index=True)
 
