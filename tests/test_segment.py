@@ -96,7 +96,7 @@ def test_bad_inputs_end_in_one_line_and_write_nothing(tmp_path, run_with_model, 
     # the same stem twice; an unreadable image among good ones; --out equal to --images
     iio.imwrite(tmp_path / "in" / "b.png", np.zeros((8, 8), np.uint8))
     assert main(["--images", images, "--out", out, "--method", "classical"]) == 1
-    assert "b.tif: same name as b.png, both would write b.tif" in capsys.readouterr().err
+    assert "b.png and b.tif have the same name stem" in capsys.readouterr().err
     (tmp_path / "in" / "b.png").unlink()
     (tmp_path / "in" / "d.tif").write_bytes(b"not a tiff")
     assert main(["--images", images, "--out", out, "--method", "classical"]) == 1

@@ -110,15 +110,7 @@ def check_inputs(args: argparse.Namespace) -> list[Path]:
             f"{args.out}: --out is the image folder; the label images would replace the "
             "images of the same name. Pass another output folder."
         )
-    seen: dict[str, Path] = {}
-    for path in images:
-        if path.stem in seen:
-            raise InputError(
-                f"{path}: same name as {seen[path.stem].name}, both would write "
-                f"{path.stem}.tif; rename one of them."
-            )
-        seen[path.stem] = path
-    return images
+    return images  # list_images refuses two files with one stem (both would write <stem>.tif)
 
 
 def load_model(args: argparse.Namespace):
