@@ -37,6 +37,7 @@ threads = None  # torch and BLAS threads (None: the libraries' defaults, usually
 crop_centre = "centroid"  # centroid (i2r) | bbox (the original: bounding box centred on the crop)
 crop_scaling = "image"  # image (i2r: per-image percentiles) | crop (the original: per-crop min-max)
 drop_large_crops = False  # drop nuclei wider/taller than crop_size (the original) or truncate them
+feature_scaling = "image"  # hand-crafted features of: image (per-image percentile-scaled) | raw intensities
 context_window = 0  # window (px) of field per nucleus for the image2reg encoder (original 448)
 input_size = 32  # side (px) the context windows are stored at (the encoder's input size)
 
@@ -112,12 +113,21 @@ print(f"{int(unmasked.sum())} images without a mask: {segment_method if unmasked
 # resized to `input_size` and stored as uint8. The options and the filters are recorded
 # per plate (`i2r_utils.preprocessing.write_preprocessing`), so that new-target mode
 # (notebook 09) cuts a new target's nuclei exactly as the screen's were cut.
+#
+# The hand-crafted features are measured on the image minus its 1st percentile (the
+# background and camera offset), divided by its 1st-99.9th percentile range
+# (`feature_scaling = "image"`, not clipped). Texture, foci and radial features are ratios or
+# use each nucleus' own range already; the intensity family (mean, median, integrated, ...)
+# would otherwise carry the acquisition's bit depth and exposure into the profiles, and
+# images saved at another bit depth or brightness would get other profiles and another
+# answer in new-target mode. `feature_scaling = "raw"` keeps the raw intensities (the
+# behaviour before; folders written then are read back as raw).
 
 # %%
 out = artifact(work_dir, "nuclei_dir")
 crop_options = {"crop_centre": crop_centre, "crop_scaling": crop_scaling,
                 "drop_large_crops": drop_large_crops, "context_window": context_window,
-                "context_size": input_size}  # fmt: skip
+                "context_size": input_size, "feature_scaling": feature_scaling}  # fmt: skip
 runs = [
     preprocess_plate(meta, p, out, filt, size=crop_size, apply_mask=apply_mask,
                      segment_method=segment_method, segment_params=segment_params,

@@ -47,6 +47,7 @@ from i2r_utils.directions import (
     read_translation_settings,
     training_set,
 )
+from i2r_utils.domain import check_domain, nucleus_stats, reference_stats
 from i2r_utils.encoder import embed, embedding_table, load_encoder
 from i2r_utils.genes import gene_protocol, new_target_gene_embeddings
 from i2r_utils.io import (
@@ -160,10 +161,14 @@ elif not masks_dir:
 # precision the screen's stored crops have (float16, or 8 bits for per-crop scaling). A
 # two-branch encoder (`encoder_arch = image2reg`) also sees the field window around every
 # nucleus: cut from the 8-bit field (`field_to_uint8`) with the screen's `context_window`
-# and resized to its stored size, as the screen's windows were. A blank image, or one
-# without any nucleus left, is a bad image.
+# and resized to its stored size, as the screen's windows were. The hand-crafted features
+# are measured as the screen's were (`feature_scaling`: by default on the image scaled by
+# its own percentiles, so the bit depth and exposure do not matter). A blank image, one
+# without any nucleus left, or one whose nuclei have no signal in their crops (e.g. a mask
+# on an empty channel) is a bad image.
 
 # %%
+NO_SIGNAL = 1e-3  # mean crop intensity over a nucleus below which it has no DNA signal
 two_branch = bool(getattr(model, "two_branch", False))
 window = preprocessing["context_window"] if two_branch else 0
 if two_branch and not window:
@@ -171,19 +176,20 @@ if two_branch and not window:
                      "rerun the main job's nuclei preprocessing.")  # fmt: skip
 cut = {"filt": filt, "size": preprocessing["crop_size"], "apply_mask": preprocessing["apply_mask"],
        "crop_centre": preprocessing["crop_centre"], "crop_scaling": preprocessing["crop_scaling"],
-       "drop_large_crops": preprocessing["drop_large_crops"]}  # fmt: skip
+       "drop_large_crops": preprocessing["drop_large_crops"],
+       "feature_scaling": preprocessing["feature_scaling"]}  # fmt: skip
 magnification = (
     f"set --pixel-scale of `run_all.py predict` (parameter pixel_scale, now {pixel_scale:g}): "
     "the images are resampled to the screen's scale before filtering."
 )
-crops, windows, features, rows = [], [], [], []
+crops, windows, features, stats, rows = [], [], [], [], []
 for rec in tqdm(pairs.itertuples(index=False), total=len(pairs), desc="images",
                 disable=not progress):  # fmt: skip
     row = {"Metadata_ImageName": rec.Metadata_ImageName, "image": rec.Metadata_ImagePath}
     try:
         if masks_dir and not rec.Metadata_MaskPath:
             raise missing_mask_error(rec.Metadata_ImagePath, masks_dir)
-        image_crops, _, counts, feats, image_windows = preprocess_image_context(
+        image_crops, objects, counts, feats, image_windows = preprocess_image_context(
             rec.Metadata_ImagePath, rec.Metadata_MaskPath, window,
             preprocessing["context_size"], **cut, features=use_features,
             pixel_scale=pixel_scale, allow_blank=False, segment_method=segmentation,
@@ -193,6 +199,13 @@ for rec in tqdm(pairs.itertuples(index=False), total=len(pairs), desc="images",
             what = f"image {rec.Metadata_ImagePath}"
             table = pd.DataFrame([counts])
             raise InputError(too_few_nuclei_message(what, table, filt, 0, 1, magnification))
+        image_crops = stored_crops(image_crops, preprocessing["crop_scaling"])
+        image_stats = nucleus_stats(image_crops, objects["Metadata_Area"])
+        if (image_stats["signal"] < NO_SIGNAL).all():
+            raise InputError(
+                f"{rec.Metadata_ImagePath}: its {len(image_crops)} nuclei have no DNA signal "
+                "(their crops are empty: the image is blank where the masks are). Check that "
+                "it is the DNA (chromatin) channel and that its mask belongs to it.")  # fmt: skip
     except (InputError, ValueError) as exc:  # ValueError: e.g. an image skimage rejects
         if not isinstance(exc, InputError):
             exc = InputError(f"{rec.Metadata_ImagePath}: cannot be processed ({exc})")
@@ -202,7 +215,8 @@ for rec in tqdm(pairs.itertuples(index=False), total=len(pairs), desc="images",
         print(f"skipped: {exc}")
         rows.append({**row, "status": "skipped", "n_nuclei": 0, "error": str(exc)})
         continue
-    crops.append(stored_crops(image_crops, preprocessing["crop_scaling"]))
+    crops.append(image_crops)
+    stats.append(image_stats)
     windows.append(image_windows)
     features.append(feats)
     rows.append({**row, "status": "ok", "n_nuclei": len(image_crops), **counts,
@@ -217,6 +231,21 @@ if used["n_nuclei"].sum() < min_nuclei:
     raise InputError(too_few_nuclei_message(what, used, filt, n_kept, min_nuclei, magnification)
                      + " Nothing was written.")  # fmt: skip
 report
+
+# %% [markdown]
+# ## Do these nuclei look like the screen's?
+# The encoder and the translation only know the screen's nuclei. Two numbers per nucleus,
+# measured on the crops the encoder gets (`i2r_utils.domain`): its area at the screen's
+# scale and its mean crop intensity (`signal`). When more than a quarter of the new
+# nuclei fall outside the central 98 % of a sample of the screen's nuclei, a warning says
+# which number and what to check; the answer is still written, with the comparison in
+# `prediction.json` (`domain`).
+
+# %%
+domain = check_domain(pd.concat(stats, ignore_index=True), reference_stats(results_dir))
+for warning in domain["warnings"]:
+    print(f"warning: {warning}")
+pd.DataFrame({k: v for k, v in domain.items() if k != "warnings"}).T
 
 # %% [markdown]
 # ## Embedding with the fold's encoder
@@ -380,6 +409,7 @@ info = {
     "n_images_used": int((report["status"] == "ok").sum()),
     "n_images_skipped": int((report["status"] == "skipped").sum()),
     "n_nuclei": int(report["n_nuclei"].sum()),
+    "domain": domain,
     "translation": translation,
     "n_train_conditions": len(train_conditions),
     "train_conditions": train_conditions,

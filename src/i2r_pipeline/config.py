@@ -89,6 +89,7 @@ CHECKS: dict[str, tuple[Callable, str]] = {
     "crop_centre": choice("centroid", "bbox"),
     "crop_scaling": choice("image", "crop"),
     "drop_large_crops": ((lambda v: isinstance(v, bool)), "true or false"),
+    "feature_scaling": choice("image", "raw"),
     "context_window": (
         (lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or v >= 2)),
         "0 (no context windows) or an integer >= 2, e.g. 448",

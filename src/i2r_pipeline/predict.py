@@ -272,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print("The 10 most likely over-expressed genes:")
     print(format_top10(ranking))
+    for warning in info.get("domain", {}).get("warnings", []):
+        print(f"warning: {warning}")
     print(
         f"Full ranking: {artifact(out, 'prediction_ranking')}; per-image report: "
         f"{artifact(out, 'prediction_images')}"

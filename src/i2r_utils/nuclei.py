@@ -43,6 +43,7 @@ from .preprocessing import store_crops
 __all__ = [
     "CROP_CENTRES",
     "CROP_SCALINGS",
+    "FEATURE_SCALINGS",
     "crop_nuclei",
     "drop_large_nuclei",
     "minmax_crops",
@@ -62,6 +63,7 @@ _OBJECT_COLUMNS = [
 _SCREEN_FILTER = NucleusFilter()  # the Image2Reg defaults
 CROP_CENTRES = ("centroid", "bbox")  # i2r | the original (bounding box centred on the canvas)
 CROP_SCALINGS = ("image", "crop")  # i2r (per image) | the original (per-crop min-max, uint8)
+FEATURE_SCALINGS = ("raw", "image")  # features of raw | per-image percentile-scaled intensities
 
 
 # --------------------------------------------------------------------------------------
@@ -224,6 +226,7 @@ def preprocess_image(
     crop_centre: str = "centroid",
     crop_scaling: str = "image",
     drop_large_crops: bool = False,
+    feature_scaling: str = "raw",
 ) -> tuple[np.ndarray, pd.DataFrame, dict, pd.DataFrame | None]:
     """Read, validate (or segment), filter, crop and measure the nuclei of one image.
 
@@ -262,6 +265,11 @@ def preprocess_image(
     drop_large_crops : bool
         Drop nuclei wider or taller than ``size`` (the original; counted as
         ``removed_crop_size``) instead of truncating their crops.
+    feature_scaling : {"raw", "image"}
+        Hand-crafted features of the raw (resampled) intensities, or of the image minus its
+        1st percentile divided by its 1st-99.9th percentile range (not clipped): features
+        that do not change with the bit depth or a global intensity scale
+        (:func:`i2r_utils.io.normalize_percentile`, ``clip=False``).
 
     Returns
     -------
@@ -283,6 +291,7 @@ def preprocess_image(
     crops, objects, counts, feats, _ = _preprocess_one(
         image_path, mask_path, filt, size, apply_mask, features, segment_method, segment_params,
         feature_params, pixel_scale, allow_blank, crop_centre, crop_scaling, drop_large_crops,
+        feature_scaling=feature_scaling,
     )  # fmt: skip
     return crops, objects, counts, feats
 
@@ -290,7 +299,7 @@ def preprocess_image(
 def _preprocess_one(
     image_path, mask_path, filt, size, apply_mask, features, segment_method, segment_params,
     feature_params, pixel_scale, allow_blank, crop_centre, crop_scaling, drop_large_crops,
-    context_window: int = 0, context_size: int = 224,
+    context_window: int = 0, context_size: int = 224, feature_scaling: str = "raw",
 ):  # fmt: skip
     """:func:`preprocess_image`, plus the context windows (None when ``context_window`` is 0)."""
     if crop_centre not in CROP_CENTRES or crop_scaling not in CROP_SCALINGS:
@@ -298,6 +307,8 @@ def _preprocess_one(
             f"crop_centre={crop_centre!r} / crop_scaling={crop_scaling!r}: choose one of "
             f"{CROP_CENTRES} / {CROP_SCALINGS}"
         )
+    if feature_scaling not in FEATURE_SCALINGS:
+        raise ValueError(f"feature_scaling={feature_scaling!r}: choose one of {FEATURE_SCALINGS}")
     image = read_image(image_path, allow_blank=allow_blank)
     no_mask = mask_path is None or (isinstance(mask_path, float) and np.isnan(mask_path))
     labels = None if no_mask or not str(mask_path) else read_mask(mask_path, image.shape)
@@ -314,7 +325,11 @@ def _preprocess_one(
     crops = crop_nuclei(source, labels, kept["centroid"], kept["label"], size, apply_mask, bboxes)
     if crop_scaling == "crop":
         crops = minmax_crops(crops)
-    feats = _feature_table(image, labels, kept["label"], feature_params) if features else None
+    feats = None
+    if features:
+        scaled = feature_scaling == "image"  # offset and scale of the acquisition removed
+        measured = normalize_percentile(image, clip=False) if scaled else image
+        feats = _feature_table(measured, labels, kept["label"], feature_params)
     context = None
     if context_window:
         context = context_windows(
@@ -380,7 +395,8 @@ def plate_outputs(out_dir: str | Path, plate: str) -> dict[str, Path]:
 _IMAGE_OPTIONS = {"filt": _SCREEN_FILTER, "size": 64, "apply_mask": True, "features": True,
                   "segment_method": "classical", "segment_params": None, "feature_params": None,
                   "pixel_scale": 1.0, "allow_blank": True, "crop_centre": "centroid",
-                  "crop_scaling": "image", "drop_large_crops": False}  # fmt: skip
+                  "crop_scaling": "image", "drop_large_crops": False,
+                  "feature_scaling": "raw"}  # fmt: skip
 
 
 def preprocess_image_context(

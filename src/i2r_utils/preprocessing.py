@@ -40,6 +40,7 @@ PREPROCESSING_DEFAULTS = {
     "drop_large_crops": False,
     "context_window": 0,
     "context_size": 32,
+    "feature_scaling": "raw",  # folders written before it was recorded measured raw intensities
 }
 
 
