@@ -293,3 +293,31 @@ def test_plate_with_the_original_crops_and_context_windows(tiny_screen, tmp_path
     assert preprocess_image_context(rec.Metadata_ImagePath, rec.Metadata_MaskPath)[4] is None
     with pytest.raises(ValueError, match="crop_scaling"):
         preprocess_image(rec.Metadata_ImagePath, rec.Metadata_MaskPath, crop_scaling="minmax")
+
+
+def test_scaled_features_do_not_change_with_bit_depth_or_exposure(braf_field, tmp_path):
+    """feature_scaling="image": the same field at 12 and 8 bits and twice as bright gives the
+    same features (up to the 8-bit rounding); raw features change with the scale."""
+    img, mask = braf_field
+    image = tifffile.imread(img).astype(np.float64)
+    variants = {
+        "bright.tif": np.clip(image * 2, 0, 65535).astype(np.uint16),
+        "12bit.tif": np.round(image / 16).astype(np.uint16),
+        "8bit.tif": np.round((image - image.min()) / np.ptp(image) * 255).astype(np.uint8),
+    }
+    ref = preprocess_image(img, mask, feature_scaling="image")[3].drop(
+        columns="Metadata_ObjectNumber"
+    )
+    raw = preprocess_image(img, mask)[3].drop(columns="Metadata_ObjectNumber")
+    for name, arr in variants.items():
+        tifffile.imwrite(tmp_path / name, arr)
+        got = preprocess_image(tmp_path / name, mask, feature_scaling="image")[3]
+        got = got.drop(columns="Metadata_ObjectNumber")
+        mean = "Nuclei_Intensity_Mean"
+        assert np.allclose(got[mean], ref[mean], rtol=0.02, atol=0.002), name
+        corr = [np.corrcoef(got[c], ref[c])[0, 1] for c in ref if ref[c].std() > 0]
+        assert np.nanmedian(corr) > 0.98, name
+    bright = preprocess_image(tmp_path / "bright.tif", mask)[3]
+    assert np.allclose(bright["Nuclei_Intensity_Mean"], 2 * raw["Nuclei_Intensity_Mean"], rtol=1e-3)
+    with pytest.raises(ValueError, match="feature_scaling"):
+        preprocess_image(img, mask, feature_scaling="percent")
