@@ -122,7 +122,9 @@ def bootstrap(extras: str) -> None:
 
     Notes
     -----
-    The stamp (:func:`_stamp`: hash of ``pyproject.toml``, extras installed) is removed
+    Every package, direct or indirect, is installed at its version in
+    ``requirements-lock.txt`` (a pip constraints file: the environment the tests passed in).
+    The stamp (:func:`_stamp`: hash of ``pyproject.toml`` and the lock, extras installed) is removed
     before and written only after a successful install, so a half-finished install is
     redone by the next call. An install adds the extras installed before, so ``test``
     (``dev``) after the main job upgrades the same ``.venv``. A ``.venv`` made by another
@@ -131,7 +133,9 @@ def bootstrap(extras: str) -> None:
     if os.environ.get("I2R_NO_VENV") == "1" or Path(sys.prefix).resolve() == VENV.resolve():
         return
     need = {e for e in extras.split(",") if e}
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    want = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "requirements-lock.txt").read_bytes()
+    ).hexdigest()
     stamp = _read_stamp()
     have = set(stamp.get("extras", []))
     if stamp.get("pyproject") != want or _venv_version() != PYTHON or not need <= have:
@@ -146,7 +150,7 @@ def bootstrap(extras: str) -> None:
             f"[setup] installing the pinned project{label} (first run: a few minutes)", flush=True
         )
         pip = [str(_venv_python()), "-m", "pip", "install", "--disable-pip-version-check"]
-        _run_setup([*pip, "-q", "-e", spec])
+        _run_setup([*pip, "-q", "-c", str(ROOT / "requirements-lock.txt"), "-e", spec])
         _run_setup(
             [str(_venv_python()), "-m", "ipykernel", "install", "--sys-prefix", "--name",
              "python3", "--display-name", "Python 3 (i2r)"],
