@@ -244,3 +244,17 @@ def test_temp_folder_has_mkdirs_permissions_not_0700(tmp_path):
         os.umask(old)
     assert made.parent == tmp_path and made.name.startswith(".x.tmp-")
     assert made.stat().st_mode & 0o777 == 0o755
+
+
+def test_relative_paths_below_the_screen_folder_only(tmp_path):
+    from i2r_utils.io import relative_paths
+
+    table = pd.DataFrame({
+        "Metadata_ImagePath": [str(tmp_path / "images" / "a.tif"), "/elsewhere/b.tif"],
+        "Metadata_MaskPath": [str(tmp_path / "masks" / "a.tif"), ""],
+    })  # fmt: skip
+    out = relative_paths(table, tmp_path)
+    assert out["Metadata_ImagePath"].tolist() == ["images/a.tif", "/elsewhere/b.tif"]
+    assert out["Metadata_MaskPath"].tolist() == ["masks/a.tif", ""]
+    assert relative_paths(table, None) is table
+    assert table["Metadata_ImagePath"].iloc[0].startswith(str(tmp_path))  # a copy

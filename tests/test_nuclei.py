@@ -57,6 +57,10 @@ def test_plate_stage_writes_reruns_and_merges(tiny_screen, tmp_path):
     nuc, feats, counts = merge_plates(tmp_path, plates)
     assert nuc["Metadata_Plate"].tolist() == sorted(nuc["Metadata_Plate"])  # plates in order
     assert all(c.startswith("Metadata_") for c in nuc.columns)
+    # image paths relative to the screen folder: the tables stay valid when folders move
+    assert nuc["Metadata_ImagePath"].str.startswith("images/").all()
+    assert (tiny_screen / nuc["Metadata_ImagePath"].iloc[0]).is_file()
+    assert not counts["Metadata_ImagePath"].str.startswith("/").any()
     assert len(feats) == len(nuc) and feats.columns.str.startswith("Nuclei_").sum() > 40
     assert (feats["Metadata_ObjectNumber"].to_numpy() == nuc["Metadata_ObjectNumber"]).all()
     assert len(counts) == len(meta) and counts["n_kept"].sum() == len(nuc)

@@ -32,6 +32,7 @@ __all__ = [
     "read_mask",
     "normalize_percentile",
     "load_metadata",
+    "relative_paths",
     "list_images",
     "list_images_below",
     "pair_images_masks",
@@ -537,7 +538,8 @@ def load_metadata(
     Returns
     -------
     pandas.DataFrame
-        The metadata table with paths joined to ``data_dir`` (``""`` for a missing mask).
+        The metadata table with paths joined to ``data_dir`` (``""`` for a missing mask);
+        ``attrs["data_dir"]`` is ``data_dir`` (see :func:`relative_paths`).
     """
     data_dir = Path(data_dir)
     table = data_dir / "metadata.csv"
@@ -574,7 +576,46 @@ def load_metadata(
                     f"{img}: no mask with the same file name ({msk} is missing). Provide the "
                     f"label mask {fix}."
                 )
+    meta.attrs["data_dir"] = str(data_dir)
     return meta
+
+
+def relative_paths(table: pd.DataFrame, root: str | os.PathLike | None) -> pd.DataFrame:
+    """Write the image and mask paths of a table relative to the screen folder ``root``.
+
+    Result tables that carry them stay valid when the data and results folders move
+    together; paths outside ``root`` (and ``""``) are kept as they are.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A table with ``Metadata_ImagePath`` and/or ``Metadata_MaskPath`` columns.
+    root : path-like or None
+        The screen folder (``attrs["data_dir"]`` of :func:`load_metadata`); None: unchanged.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with POSIX paths relative to ``root`` where they lie below it.
+    """
+    if root is None:
+        return table
+    root = Path(root).resolve()
+    out = table.copy()
+    for col in ("Metadata_ImagePath", "Metadata_MaskPath"):
+        if col in out:
+            out[col] = [_below(p, root) for p in out[col]]
+    return out
+
+
+def _below(path, root: Path):
+    """``path`` relative to ``root`` (POSIX) when it lies below it, else unchanged."""
+    if not isinstance(path, str) or not path:
+        return path
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:

@@ -35,6 +35,7 @@ from .io import (
     read_image,
     read_mask,
     read_table,
+    relative_paths,
     write_table,
 )
 from .nucleus_filter import NucleusFilter, filter_nuclei, too_few_nuclei_message
@@ -512,6 +513,8 @@ def preprocess_plate(
         segment_method=segment_method, segment_params=segment_params,
         feature_params=feature_params, **crop_options,
     )  # fmt: skip
+    root = meta.attrs.get("data_dir")  # paths in the tables relative to the screen folder
+    count_df = relative_paths(count_df, root)
     write_table(count_df, paths["filter_counts"])
     table = pd.concat(objs, ignore_index=True)
     n_kept = len(table)
@@ -529,8 +532,8 @@ def preprocess_plate(
         write_plate_context(plate_context_path(out_dir, plate), windows,
                             crop_options["context_window"])  # fmt: skip
     feat_df = pd.concat([f for f in feats if len(f)] or feats[:1], ignore_index=True)
-    write_table(feat_df, paths["features"])
-    write_table(table, paths["plates"])
+    write_table(relative_paths(feat_df, root), paths["features"])
+    write_table(relative_paths(table, root), paths["plates"])
     return {"plate": plate, "n_images": len(rows), "n_nuclei": n_kept, "n_segmented": n_seg,
             "paths": paths}  # fmt: skip
 
