@@ -68,7 +68,8 @@ def _screen_crops(screen: Path):
         c, objects, _, f = preprocess_image(rec.Metadata_ImagePath, rec.Metadata_MaskPath)
         crops.append(c)
         feats.append(f.drop(columns="Metadata_ObjectNumber"))
-        for obj in objects["Metadata_ObjectNumber"]:
+        pairs = zip(objects["Metadata_ObjectNumber"], objects["Metadata_Area"], strict=True)
+        for obj, area in pairs:
             rows.append(
                 {
                     "Metadata_Plate": rec.Metadata_Plate,
@@ -76,11 +77,27 @@ def _screen_crops(screen: Path):
                     "Metadata_Site": rec.Metadata_Site,
                     "Metadata_Condition": rec.Metadata_Condition,
                     "Metadata_ObjectNumber": obj,
+                    "Metadata_Area": area,
                 }
             )
     nuclei = pd.DataFrame(rows)
-    features = pd.concat([nuclei, pd.concat(feats, ignore_index=True)], axis=1)
+    meta = nuclei.drop(columns="Metadata_Area")
+    features = pd.concat([meta, pd.concat(feats, ignore_index=True)], axis=1)
     return stored_crops(np.concatenate(crops)), nuclei, features  # as the plate files hold them
+
+
+def _write_nuclei(results: Path, nuclei: pd.DataFrame, crops: np.ndarray) -> None:
+    """The merged nuclei table and per-plate crop files (as notebook 01)."""
+    from i2r_utils.io import write_table
+    from i2r_utils.nuclei import plate_outputs
+    from i2r_utils.preprocessing import store_crops
+
+    nuclei = nuclei.assign(Metadata_CropIndex=nuclei.groupby("Metadata_Plate").cumcount())
+    for plate, idx in nuclei.groupby("Metadata_Plate").indices.items():
+        path = plate_outputs(artifact(results, "nuclei_dir"), plate)["crops"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, crops=store_crops(crops[idx]))
+    write_table(nuclei, artifact(results, "nuclei"))
 
 
 def _build_profiles(
@@ -136,6 +153,8 @@ def trained_results(tmp_path_factory, tiny_screen):
     write_table(gene_table, artifact(results, "gene_embeddings"))
 
     crops, nuclei, features = _screen_crops(screen)
+    _write_nuclei(results, nuclei, crops)
+    nuclei = nuclei.drop(columns="Metadata_Area")
     conditions = sorted(set(nuclei.Metadata_Condition) - {"EMPTY"})
     assignment = fold_assignment(conditions, N_FOLDS, 0, impactful)
     params = EncoderParams(
@@ -354,6 +373,45 @@ def test_new_target_bad_image_stop_or_skip(trained_results, tmp_path, capsys):
     report = pd.read_csv(out / "images.csv")
     assert report.loc[report.status == "skipped", "image"].tolist() == [str(raw / bad.name)]
     assert (report.status == "ok").sum() == len(report) - 1
+
+
+def test_empty_image_with_valid_masks_is_refused(trained_results, tmp_path, capsys):
+    """An all-zero image with one pixel set, with real masks: no confident answer, exit 1."""
+    screen, results = trained_results["screen"], trained_results["results"]
+    raw, masks = _user_folders(screen, "JUN", tmp_path / "user")
+    for img in raw.iterdir():
+        blank = np.zeros(tifffile.imread(img).shape, np.uint16)
+        blank[blank.shape[0] // 2, blank.shape[1] // 2] = 1000
+        tifffile.imwrite(img, blank)
+    out = tmp_path / "out"
+    argv = ["--images", str(raw), "--masks", str(masks), "--results-dir", str(results),
+            "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no DNA signal" in err and "DNA (chromatin) channel" in err
+    assert not out.exists()
+
+
+def test_nuclei_unlike_the_screens_are_flagged(trained_results, braf_run, tmp_path):
+    """The screen's own fields pass the domain check; 30x fields passed as 20x warn."""
+    from skimage.transform import rescale
+
+    info = json.loads((braf_run["out"] / "prediction.json").read_text())
+    assert info["domain"]["warnings"] == [] and "warning:" not in braf_run["printed"]
+    assert info["domain"]["area"]["fraction_outside"] < 0.25
+    big_raw, big_masks = tmp_path / "raw", tmp_path / "masks"
+    big_raw.mkdir(), big_masks.mkdir()
+    for img in braf_run["raw"].iterdir():  # 1.5x the linear size: nuclei 2.25x the area
+        image = rescale(tifffile.imread(img).astype(float), 1.5, preserve_range=True)
+        labels = tifffile.imread(braf_run["masks"] / img.name)
+        labels = rescale(labels, 1.5, order=0, preserve_range=True, anti_aliasing=False)
+        tifffile.imwrite(big_raw / img.name, image.astype(np.uint16))
+        tifffile.imwrite(big_masks / img.name, labels.astype(np.uint16))
+    params = {**braf_run["params"], "images_dir": str(big_raw), "masks_dir": str(big_masks),
+              "out_dir": str(tmp_path / "out")}  # fmt: skip
+    ns = run_notebook(**params)
+    warning = ns["domain"]["warnings"][0]
+    assert "nucleus area" in warning and "--pixel-scale" in warning and "above" in warning
 
 
 def test_new_target_folder_errors(trained_results, tmp_path, capsys):
