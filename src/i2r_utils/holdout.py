@@ -42,7 +42,15 @@ from .directions import (
     rank_candidates,
 )
 from .io import InputError
-from .ranking import distances, fuse_ranks, ranks_from_scores, topk_accuracy, topk_auc, true_rank
+from .ranking import (
+    distances,
+    fuse_ranks,
+    image2reg_score,
+    ranks_from_scores,
+    topk_accuracy,
+    topk_auc,
+    true_rank,
+)
 from .ridge import permutations
 
 __all__ = [
@@ -62,22 +70,6 @@ SCORE_KS = (10, 20, 30, 40, 50)  # K of the Image2Reg score
 def _score_from_curve(acc: np.ndarray) -> float:
     """S from ``acc`` over k = 1..50 (``acc[k - 1]``)."""
     return float(sum(np.mean(acc[:k]) for k in SCORE_KS))
-
-
-def image2reg_score(ranks) -> float:
-    """Image2Reg's score: ``sum_{K in 10..50 step 10} (1/K) sum_{k=1..K} acc(k)``.
-
-    Parameters
-    ----------
-    ranks : array-like
-        1-based ranks of the true genes; NaN is a miss (in no top k).
-
-    Returns
-    -------
-    float
-        The score, in [0, 5].
-    """
-    return _score_from_curve(topk_accuracy(np.asarray(ranks, float), KS))
 
 
 def uniform_curve(n_candidates, present=None, ks=KS) -> np.ndarray:
