@@ -11,6 +11,7 @@ columns with a ``Metadata_`` prefix (missing values empty), and the plate map
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 
@@ -136,6 +137,8 @@ def test_fetch_cpg_profiles_end_to_end(moto_url, profiles_bucket, tmp_path):
         len(objects[plate_prefix(p) + f"{p}_{STAGE}.csv.gz"]) for p in ("41744", "41754")
     ]
     assert (manifest["wells"], manifest["features"]) == (16, 3)
+    # the fake files are not the published ones: their md5 differs from the DVC pins
+    assert [o["matches_pin"] for o in manifest["objects"]] == [False, False]
     # the real-profile loader reads what the fetcher wrote
     wells = load_cpg_profiles(dest)
     assert len(wells) == 14  # the two EMPTY wells are left out
@@ -146,12 +149,22 @@ def test_fetch_cpg_profiles_end_to_end(moto_url, profiles_bucket, tmp_path):
 def test_fetch_cpg_profiles_unannotated_stage_gets_the_plate_map(
     moto_url, profiles_bucket, tmp_path
 ):
-    bucket, _ = profiles_bucket
+    bucket, objects = profiles_bucket
+    body = objects[plate_prefix("41755") + "41755.csv.gz"]
+    pins = {"41755.csv.gz": (hashlib.md5(body).hexdigest(), len(body))}
     merged = fetch_cpg_profiles(
-        tmp_path / "d", ["41755"], bucket=bucket, endpoint_url=moto_url, stage="", progress=False
+        tmp_path / "d",
+        ["41755"],
+        bucket=bucket,
+        endpoint_url=moto_url,
+        stage="",
+        progress=False,
+        pins=pins,
     )
     assert merged.loc[merged.Metadata_Well == "E20", "Metadata_pert_name"].item() == "JUN_WT.1"
     assert (tmp_path / "d" / "41755" / "41755.csv.gz").is_file()
+    manifest = json.loads((tmp_path / "d" / MANIFEST_FILE).read_text())
+    assert manifest["objects"][0]["matches_pin"] is True
 
 
 def test_rerun_fetches_nothing_and_repairs_a_corrupt_file(moto_url, profiles_bucket, tmp_path):

@@ -28,7 +28,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from i2r_utils.cpg_profiles import CPG_PROFILES_FILE
-from i2r_utils.io import InputError, write_json, write_table
+from i2r_utils.io import InputError, file_digest, write_json, write_table
 
 from .cpg import CPG_BUCKET, CPG_REGION, ROHBAN_BATCH, ROHBAN_PLATEMAP_KEY, ROHBAN_PLATES
 from .platemap import normalize_well, read_platemap
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "MANIFEST_FILE",
     "PROFILE_STAGES",
+    "ROHBAN_PROFILE_MD5",
     "ROHBAN_PROFILE_PREFIX",
     "ROHBAN_PROFILE_STAGE",
     "fetch_cpg_profiles",
@@ -54,6 +55,31 @@ PROFILE_STAGES = ("", "augmented", "normalized", "normalized_feature_select_batc
 #: Default stage: normalised to the whole plate (MAD robustize) and feature-selected over the
 #: batch, so every plate has the same columns; the smallest file (about 1 MB per plate).
 ROHBAN_PROFILE_STAGE = "normalized_feature_select_batch"
+#: md5 and size of each published file, as pinned by the DVC files of the Gallery's profiling
+#: repository broadinstitute/cpg0017-rohban-pathways (commit 281d3da, ``profiles/<batch>/<plate>/
+#: <file>.dvc``). A fetched file is compared with its pin and the result is kept in the manifest.
+ROHBAN_PROFILE_MD5 = {
+    "41744.csv.gz": ("ae7940626b81ac5c04a563dff4866e2c", 5675739),
+    "41744_augmented.csv.gz": ("1674b2780cdd229497e1a6f27ce30ccc", 5701105),
+    "41744_normalized.csv.gz": ("9a96b5aa33c9f26e2e6f4106701ec5fc", 5558528),
+    "41744_normalized_feature_select_batch.csv.gz": ("7ca069abbbd3d26c527563efa670aaa3", 1054824),
+    "41754.csv.gz": ("84a5266e74ed03c000ed89e8fa81073d", 5706801),
+    "41754_augmented.csv.gz": ("fab44e8aaab0d0141d0df990dc474ab7", 5732344),
+    "41754_normalized.csv.gz": ("e60253bb432aad6c9187385728c35e9e", 5585778),
+    "41754_normalized_feature_select_batch.csv.gz": ("7c9423f2858a04363350819b22529677", 1060491),
+    "41755.csv.gz": ("b4d5992c814accc640b312ce34e5fba1", 5705510),
+    "41755_augmented.csv.gz": ("cac2cfd4721155ef2c82df19449fa1eb", 5731189),
+    "41755_normalized.csv.gz": ("93546c2f60889ce483e13932ef83ad0f", 5588286),
+    "41755_normalized_feature_select_batch.csv.gz": ("4eb717b7d2b7ba9a1b6dbfdf96f00756", 1060105),
+    "41756.csv.gz": ("f99e1a73c91516c57ee6ef8f83c3d555", 5698652),
+    "41756_augmented.csv.gz": ("c3f92c41f66f5750be40461c3edb595f", 5724222),
+    "41756_normalized.csv.gz": ("3e6b9a448297839ed14803a9899c9208", 5583254),
+    "41756_normalized_feature_select_batch.csv.gz": ("8f286721d9229aedec2ea2928c12adc0", 1059416),
+    "41757.csv.gz": ("40dff928ed494dcb1d82cc8f184bfe11", 5705645),
+    "41757_augmented.csv.gz": ("cd4842ea62ae55ad726213e208ff47fe", 5731175),
+    "41757_normalized.csv.gz": ("f71fcdbed4afda3dd8c7c35b1c312e0a", 5565457),
+    "41757_normalized_feature_select_batch.csv.gz": ("7317923b254c9ff9f7d657775cb24194", 1058177),
+}
 #: JSON manifest written beside the merged table: source, keys, sizes, ETags, shape.
 MANIFEST_FILE = "cpg0017_profiles.json"
 
@@ -170,6 +196,22 @@ def _fetch_platemap(
     return read_platemap(local)
 
 
+def _pin_check(path: Path, pins: dict) -> dict:
+    """md5 of a fetched file and whether it matches its pin (None: no pin for this name)."""
+    md5 = file_digest(path, "md5")
+    pin = pins.get(path.name)
+    same = None if pin is None else pin[0] == md5
+    if same is False:
+        logger.warning(
+            "%s differs from the file pinned by the Gallery's profiling repository (md5 %s, "
+            "pinned %s): the published profiles may have been updated",
+            path,
+            md5,
+            pin[0],
+        )
+    return {"md5": md5, "matches_pin": same}
+
+
 def _read_plate(path: Path, plate: str) -> pd.DataFrame:
     """One plate's profile file with ``Metadata_Plate`` = `plate` and normalised wells."""
     df = pd.read_csv(path, low_memory=False)
@@ -277,6 +319,7 @@ def fetch_cpg_profiles(
     progress: bool = True,
     retries: int = 5,
     backoff: float = 1.0,
+    pins: dict | None = None,
 ) -> pd.DataFrame:
     """Download per-well profiles of some plates and write one merged, annotated table.
 
@@ -310,6 +353,10 @@ def fetch_cpg_profiles(
         Retries per object on connection errors.
     backoff : float, default 1.0
         Seconds before the first retry; doubled each retry.
+    pins : dict, optional
+        File name -> ``(md5, size)`` expected; default :data:`ROHBAN_PROFILE_MD5`. A file
+        that differs is kept with a warning (the S3 ETag already verified the transfer); the
+        manifest records its md5 and ``matches_pin`` (true, false, or null without a pin).
 
     Returns
     -------
@@ -328,6 +375,7 @@ def fetch_cpg_profiles(
     platemap_local = _platemap_target(platemap, dest)
     client = client if client is not None else make_s3_client(endpoint_url, CPG_REGION)
     kw = {"retries": retries, "backoff": backoff}
+    pins = ROHBAN_PROFILE_MD5 if pins is None else pins
     remote = [_remote(client, bucket, key) for key in plan["key"]]
     with tqdm(
         total=sum(size for size, _ in remote),
@@ -349,8 +397,10 @@ def fetch_cpg_profiles(
         "stage": stage,
         "platemap": platemap if isinstance(platemap, str) else "given",
         "objects": [
-            {"plate": p, "key": k, "size": s, "etag": e}
-            for p, k, (s, e) in zip(plan["plate"], plan["key"], remote, strict=True)
+            {"plate": p, "key": k, "size": s, "etag": e, **_pin_check(path, pins)}
+            for p, k, path, (s, e) in zip(
+                plan["plate"], plan["key"], plan["path"], remote, strict=True
+            )
         ],
         "wells": len(merged),
         "features": len(merged.columns) - n_meta,
