@@ -17,7 +17,7 @@
 # (`.png`, `.svg`).
 
 # %% tags=["parameters"]
-profile_set = "bbbc021"  # lincs_plate | bbbc021 (i2r_utils.realprofiles.LOADERS)
+profile_set = "bbbc021"  # lincs_plate | bbbc021 | cpg0017 (i2r_utils.realprofiles.LOADERS)
 data_dir = "../../shared/data/profiles_bbbc021_wellmean"  # folder of the profile set
 work_dir = "../results/bbbc021_quick"  # results of this run
 figures_dir = "../results/bbbc021_quick/figures"  # figure folder

@@ -94,6 +94,14 @@ DATASETS: tuple[Dataset, ...] = (
         {"profile_set": "bbbc021", "replicate_by": "Metadata_Condition", **_PROFILE_RUN},
     ),
     Dataset(
+        "rohban_profiles",
+        "10_real_profiles",
+        "cpg0017_profiles",
+        "profile evaluation on the screen's own per-well profiles (cpg0017; fetch first: "
+        "run_all.py data cpg-profiles)",
+        {"profile_set": "cpg0017", "replicate_by": "Metadata_Condition", **_PROFILE_RUN},
+    ),
+    Dataset(
         "irefindex",
         "11_real_interactome",
         "network_irefindex_v14",

@@ -181,8 +181,15 @@ def load_bbbc021(folder: str | os.PathLike) -> pd.DataFrame:
     return _finish(meta, wells.drop(columns=keys))
 
 
+def _load_cpg0017(folder: str | os.PathLike) -> pd.DataFrame:
+    """Load fetched cpg0017 well profiles (:func:`i2r_utils.cpg_profiles.load_cpg_profiles`)."""
+    from .cpg_profiles import load_cpg_profiles  # it imports this module
+
+    return load_cpg_profiles(folder)
+
+
 #: Loader of each profile set, by name.
-LOADERS = {"lincs_plate": load_lincs_plate, "bbbc021": load_bbbc021}
+LOADERS = {"lincs_plate": load_lincs_plate, "bbbc021": load_bbbc021, "cpg0017": _load_cpg0017}
 
 
 def load_profile_set(name: str, folder: str | os.PathLike) -> pd.DataFrame:
