@@ -30,6 +30,15 @@ def test_quiet_off_a_terminal_and_explicit_arguments_win():
     stream = io.StringIO()
     assert sum(tqdm(range(500), file=stream, desc="loop")) == sum(range(500))
     assert stream.getvalue().count("loop") == 2  # the first and the last state only
+    stream = io.StringIO()
+    bar = tqdm(range(5), file=stream, desc="epochs")
+    for i in bar:
+        bar.set_postfix(loss=f"{1 / (i + 1):.3f}")  # no line of its own
+    assert stream.getvalue().count("epochs") == 2 and "loss=0.200" in stream.getvalue()
+    term = _Terminal()
+    bar = tqdm(range(2), file=term, desc="live")
+    bar.set_postfix(loss="1.0")
+    assert "loss=1.0" in term.getvalue()  # on a terminal at once
 
 
 def test_no_module_uses_the_widget_bar():
@@ -48,7 +57,11 @@ def test_executed_notebook_has_no_tqdm_warning_and_few_progress_lines(tmp_path):
     )
     assert len(modules) >= 5  # the package's long loops
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [
         nbformat.v4.new_code_cell("\n".join(f"import {m}" for m in modules)),
         nbformat.v4.new_code_cell(

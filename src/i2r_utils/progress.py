@@ -6,8 +6,9 @@ which then writes a new output every 0.1 s: an executed notebook fills with doze
 progress lines. :class:`tqdm` is the text bar throughout (no widget, no warning); where the
 stream is not a terminal (a notebook's output, a log file) it updates at most every
 :data:`QUIET_INTERVAL` seconds, so a loop leaves its first and last line and one line per
-``QUIET_INTERVAL`` in between. Arguments given explicitly (``mininterval``,
-``maxinterval``, ``disable``) win.
+``QUIET_INTERVAL`` in between (a postfix, e.g. an epoch's loss, shows with the next
+update instead of adding a line). Arguments given explicitly (``mininterval``,
+``maxinterval``, ``disable``, ``refresh``) win.
 """
 
 from __future__ import annotations
@@ -43,8 +44,13 @@ class tqdm(_text_tqdm):  # noqa: N801 - a drop-in for tqdm.tqdm
     """
 
     def __init__(self, iterable=None, *args, **kwargs):
-        stream = kwargs.get("file") or sys.stderr
-        if not _is_terminal(stream):
+        self._on_terminal = _is_terminal(kwargs.get("file") or sys.stderr)
+        if not self._on_terminal:
             kwargs.setdefault("mininterval", QUIET_INTERVAL)
             kwargs.setdefault("maxinterval", max(QUIET_INTERVAL, kwargs["mininterval"]))
         super().__init__(iterable, *args, **kwargs)
+
+    def set_postfix(self, ordered_dict=None, refresh=None, **kwargs):
+        """Set the postfix; off a terminal it shows at the next update (no extra line)."""
+        refresh = self._on_terminal if refresh is None else refresh
+        super().set_postfix(ordered_dict, refresh=refresh, **kwargs)
