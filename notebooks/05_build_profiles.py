@@ -327,8 +327,9 @@ if has_annotation:
     ax.yaxis.set_major_formatter(mpl.ticker.LogFormatter())  # plain numbers: 1, 10, 100
     ax.yaxis.set_minor_formatter(mpl.ticker.LogFormatter(minor_thresholds=(1, 0.4)))
     ax.axvline(chance_map, ls="--", c="grey", lw=1)
-    ax.text(chance_map, 0.02, " random profiles", va="bottom", fontsize=7, color="grey",
+    ax.text(chance_map, 0.98, " random profiles", va="top", fontsize=7, color="grey",
             transform=ax.get_xaxis_transform())  # fmt: skip
+    ax.margins(x=0.12)  # room for the k/n labels beside the outermost points
     ax.axhline(1.0, ls=":", c="grey", lw=1)
     handles = [plt.Line2D([], [], marker="o", ls="", color=colors[r], label=r) for r in reps]
     handles += [
