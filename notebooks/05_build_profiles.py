@@ -36,19 +36,21 @@ threads = None  # torch and BLAS threads (None: the libraries' defaults, usually
 # %%
 from pathlib import Path
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
 
 from i2r_utils.artifacts import artifact
 from i2r_utils.columns import CONTROL, feature_columns
 from i2r_utils.context import load_context
 from i2r_utils.encoder import EncoderParams, build_model, embed, embedding_table, read_encoder_info
-from i2r_utils.evaluation import evaluate_fold_spaces
+from i2r_utils.evaluation import enrichment_intervals, evaluate_fold_spaces
 from i2r_utils.io import InputError, read_table, write_table
 from i2r_utils.nuclei import load_crops
-from i2r_utils.plotting import save_figure
+from i2r_utils.plotting import PALETTE, place_labels, save_figure
 from i2r_utils.profiles import (
     CONDITION_EMBEDDINGS,
     build_profiles,
@@ -273,22 +275,38 @@ else:
     cols = ["representation", "sphering", "fold", "mAP", "fold_enrichment", "hits", "p_value"]
     evaluation = evaluation[cols + [c for c in evaluation if c not in cols]]
     write_table(evaluation, artifact(work_dir, "profile_evaluation"))
+    evaluation = enrichment_intervals(evaluation)  # 95 % intervals (figure and table below)
     summary = evaluation[evaluation.fold == "mean"]
     print(f"chance mAP {chance_map:.3f}")
-    display_cols = ["representation", "sphering", "mAP", "fold_enrichment", "hits", "n_queries"]
-    print(summary[display_cols].round(3).to_string(index=False))
+    table = summary.assign(
+        hits=[f"{h} of {n}" for h, n in zip(summary.hits, summary.n_top, strict=True)],
+        fold_enrichment_95ci=[
+            f"{lo:.3g}-{hi:.3g}"
+            for lo, hi in zip(summary.fold_enrichment_low, summary.fold_enrichment_high,
+                              strict=True)
+        ],
+    )  # fmt: skip
+    display_cols = ["representation", "sphering", "mAP", "fold_enrichment",
+                    "fold_enrichment_95ci", "hits", "n_queries"]  # fmt: skip
+    print(table[display_cols].round(3).to_string(index=False))
 
 # %% [markdown]
 # ### Figure: mAP against folds of enrichment, before and after sphering
 # One colour per representation, circles before and squares after sphering (an arrow
-# joins them); the numbers are the same-community hits in the top 1 % of pairs.
+# joins them). The vertical bars are 95 % confidence intervals of the folds of enrichment:
+# Woolf's logit interval of each fold space's odds ratio, propagated to the mean over
+# fold spaces by the delta method (`i2r_utils.evaluation.enrichment_intervals`); the
+# odds ratios span orders of magnitude, so the axis is logarithmic. The numbers
+# "k/n" are the same-community pairs among the n most similar pairs (the top 1 %,
+# summed over fold spaces).
 
 # %%
 if has_annotation:
-    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    fig, ax = plt.subplots(figsize=(6.6, 4.6))
     reps = list(dict.fromkeys(summary["representation"]))
-    colors = dict(zip(reps, plt.cm.tab10.colors, strict=False))
+    colors = dict(zip(reps, PALETTE.values(), strict=False))
     markers = {"before": "o", "after": "s"}
+    points, hit_labels = [], []
     for rep in reps:
         sub = summary[summary["representation"] == rep].set_index("sphering")
         ax.annotate(
@@ -297,33 +315,61 @@ if has_annotation:
             arrowprops={"arrowstyle": "->", "color": colors[rep], "alpha": 0.6},
         )  # fmt: skip
         for stage, r in sub.iterrows():
-            ax.scatter(r["mAP"], r["fold_enrichment"], s=70, color=colors[rep],
-                       marker=markers[stage], edgecolor="k", zorder=3)  # fmt: skip
-            ax.annotate(f"{int(r['hits'])}", (r["mAP"], r["fold_enrichment"]),
-                        textcoords="offset points", xytext=(6, 4), fontsize=7)  # fmt: skip
+            y = r["fold_enrichment"]
+            err = [[y - r["fold_enrichment_low"]], [r["fold_enrichment_high"] - y]]
+            ax.errorbar(r["mAP"], y, yerr=err, fmt="none", ecolor=colors[rep], elinewidth=1,
+                        capsize=3, alpha=0.8, zorder=2)  # fmt: skip
+            ax.scatter(r["mAP"], y, s=70, color=colors[rep], marker=markers[stage],
+                       edgecolor="k", zorder=3)  # fmt: skip
+            points.append((r["mAP"], y))
+            hit_labels.append(f"{int(r['hits'])}/{int(r['n_top'])}")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(mpl.ticker.LogFormatter())  # plain numbers: 1, 10, 100
+    ax.yaxis.set_minor_formatter(mpl.ticker.LogFormatter(minor_thresholds=(1, 0.4)))
     ax.axvline(chance_map, ls="--", c="grey", lw=1)
-    ax.text(chance_map, ax.get_ylim()[1], " random", va="top", fontsize=7, color="grey")
+    ax.text(chance_map, 0.98, " random profiles", va="top", fontsize=7, color="grey",
+            transform=ax.get_xaxis_transform())  # fmt: skip
+    ax.margins(x=0.12)  # room for the k/n labels beside the outermost points
     ax.axhline(1.0, ls=":", c="grey", lw=1)
     handles = [plt.Line2D([], [], marker="o", ls="", color=colors[r], label=r) for r in reps]
     handles += [
         plt.Line2D([], [], marker=m, ls="", color="w", markeredgecolor="k", label=f"{s} sphering")
         for s, m in markers.items()
     ]
-    ax.legend(handles=handles, frameon=False, fontsize=8, loc="best")
+    handles.append(plt.Line2D([], [], color="grey", marker="|", ls="-", label="95 % CI"))
+    ax.legend(handles=handles, frameon=False, fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1))  # fmt: skip
     ax.set_xlabel("mAP (retrieving same-community conditions)")
-    ax.set_ylabel("folds of enrichment (top 1 % pairs)")
+    ax.set_ylabel("folds of enrichment (odds ratio, top 1 % pairs)")
     ax.set_title(
-        "Condition profiles, mean over fold spaces (queries: each space's held-out "
-        "conditions)\nnumbers: same-community hits in the top 1 % of pairs",
+        "Condition profiles, mean over fold spaces (queries: each space's held-out conditions)"
+        "\nbars: 95 % CI (Woolf, delta method over spaces); k/n: same-community pairs among "
+        "the n top 1 % pairs",
         fontsize=8,
     )
     fig.tight_layout()
+    place_labels(ax, points, hit_labels, fontsize=7, marker_size=70)  # on the final layout
     save_figure(fig, Path(figures_dir) / "fig_profile_evaluation")
 
 # %% [markdown]
-# ### Figure: PCA maps of the sphered condition profiles, coloured by community
+# ### Figure: maps of the sphered condition profiles, coloured by community
 # Hand-crafted features, the untrained encoder and the fold-0 space of the trained encoder
-# (diamonds: the conditions that encoder never saw); the control is left out.
+# (diamonds: the conditions that encoder never saw); the control is left out. The colour is
+# the annotation the evaluation above scores: the network community of the over-expressed
+# gene in the simulated interactome (`truth/genes.csv`). The simulated phenotypes vary
+# smoothly on the network, so a representation that captures them places a community's
+# conditions together.
+#
+# * Top row, **PCA**: the two directions of largest variance (a linear projection; the
+#   axis labels give the share of the variance each explains).
+# * Bottom row, **t-SNE** (scikit-learn, cosine distance as in the evaluation, exact
+#   gradients, PCA initialisation, seed `seed`, perplexity `(n - 1) / 3` capped at 30):
+#   a non-linear map that keeps each condition's nearest neighbours; distances between
+#   far-apart groups and the axes carry no meaning. (UMAP is not a dependency.)
+#
+# Labels are placed only where they cover no marker and no other label
+# (`i2r_utils.plotting.place_labels`, held-out conditions first); each panel says how many
+# conditions it labels.
 
 # %%
 if has_annotation:
@@ -332,7 +378,7 @@ if has_annotation:
         "untrained ResNet18": annotate(unt_ps.conditions_after),
         "trained ResNet18, fold-0 space": annotate(cnn_conds[cnn_conds.Metadata_Fold == 0]),
     }
-    maps = {k: v[v.Metadata_Condition != CONTROL] for k, v in maps.items()}
+    maps = {k: v[v.Metadata_Condition != CONTROL].reset_index(drop=True) for k, v in maps.items()}
 
     def community_name(v):
         if pd.isna(v):
@@ -340,39 +386,73 @@ if has_annotation:
         integral = isinstance(v, float | np.floating) and float(v).is_integer()
         return str(int(v)) if integral else str(v)
 
+    def tsne(x):
+        perplexity = min(30.0, (len(x) - 1) / 3)
+        return TSNE(2, perplexity=perplexity, metric="cosine", init="pca", method="exact",
+                    random_state=seed).fit_transform(x)  # fmt: skip
+
     labels = sorted(
-        {community_name(v) for df in maps.values() for v in df.Metadata_Annotation.dropna()}
+        {community_name(v) for df in maps.values() for v in df.Metadata_Annotation.dropna()},
+        key=lambda c: (len(c), c),
     )
-    colors = dict(zip(labels, plt.cm.tab10.colors, strict=False))
-    fig, axes = plt.subplots(1, len(maps), figsize=(3.6 * len(maps), 3.6), squeeze=False)
-    for ax, (title, df) in zip(axes[0], maps.items(), strict=True):
+    palette = list(PALETTE.values()) if len(labels) <= len(PALETTE) else plt.cm.tab20.colors
+    colors = dict(zip(labels, palette, strict=False))
+    fig, axes = plt.subplots(2, len(maps), figsize=(3.9 * len(maps), 8.4), squeeze=False)
+    layouts = []
+    for j, (title, df) in enumerate(maps.items()):
         x = df[feature_columns(df)].to_numpy(np.float64)
-        xy = PCA(2, random_state=0).fit_transform(x) if len(x) > 2 else np.zeros((len(x), 2))
         names = df["Metadata_Annotation"].map(community_name).to_numpy()
         held = np.zeros(len(df), bool)
         if "Metadata_HeldOut" in df:
             held = df["Metadata_HeldOut"].to_numpy(bool)
-            if held.any():
-                title += "\n(diamonds: conditions held out by this encoder)"
-        for lab in [*labels, None]:
-            for marker, part in (("o", ~held), ("D", held)):
-                m = np.array([n == lab for n in names]) & part
-                if m.any():
-                    ax.scatter(
-                        *xy[m].T, s=28, marker=marker, color=colors.get(lab, "lightgrey"),
-                        edgecolor="k", lw=0.4, label=(lab or "none") if marker == "o" else None,
-                    )  # fmt: skip
-        if len(df) <= 60:
-            for (px, py), cond in zip(xy, df["Metadata_Condition"], strict=True):
-                ax.annotate(
-                    str(cond), (px, py), fontsize=5, xytext=(2, 2), textcoords="offset points"
-                )
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel("PC1")
-        ax.set_ylabel("PC2")
-    axes[0, -1].legend(title="community", frameon=False, fontsize=7, title_fontsize=8,
-                       loc="center left", bbox_to_anchor=(1, 0.5))  # fmt: skip
-    fig.tight_layout()
+        if len(x) > 3:
+            pca = PCA(2, random_state=0).fit(x)
+            share = 100 * pca.explained_variance_ratio_
+            rows = [(pca.transform(x), [f"PC{i + 1} ({share[i]:.0f} % of variance)"
+                                        for i in range(2)]),
+                    (tsne(x), ["t-SNE 1", "t-SNE 2"])]  # fmt: skip
+        else:
+            rows = [(np.zeros((len(x), 2)), ["PC1", "PC2"]), (np.zeros((len(x), 2)), ["", ""])]
+        for ax, (xy, axis_labels) in zip(axes[:, j], rows, strict=True):
+            for lab in [*labels, None]:
+                for marker, part in (("o", ~held), ("D", held)):
+                    m = np.array([n == lab for n in names]) & part
+                    if m.any():
+                        ax.scatter(
+                            *xy[m].T,
+                            s=28,
+                            marker=marker,
+                            color=colors.get(lab, "lightgrey"),
+                            edgecolor="k",
+                            lw=0.4,
+                        )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel(axis_labels[0], fontsize=8)
+            ax.set_ylabel(axis_labels[1], fontsize=8)
+            ax.margins(0.08)
+            layouts.append((ax, xy, df["Metadata_Condition"].astype(str).tolist(), held))
+        axes[0, j].set_title(title, fontsize=9)
+    axes[0, 0].annotate("PCA", (-0.16, 0.5), xycoords="axes fraction", rotation=90,
+                        fontsize=10, fontweight="bold", va="center", ha="right")  # fmt: skip
+    axes[1, 0].annotate("t-SNE", (-0.16, 0.5), xycoords="axes fraction", rotation=90,
+                        fontsize=10, fontweight="bold", va="center", ha="right")  # fmt: skip
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colors[c], markeredgecolor="k",
+                          label=c) for c in labels]  # fmt: skip
+    if any(h.any() for *_, h in layouts):
+        handles.append(plt.Line2D([], [], marker="D", ls="", color="w", markeredgecolor="k",
+                                  label="held out by\nthe encoder"))  # fmt: skip
+    fig.legend(handles=handles, title="community", frameon=False, fontsize=7,
+               title_fontsize=8, loc="center left", bbox_to_anchor=(0.9, 0.5))  # fmt: skip
+    fig.suptitle(
+        "Sphered condition profiles (control left out); colour: network community of the "
+        "over-expressed gene (simulated truth)",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0.02, 0, 0.9, 1))
+    for ax, xy, conds, held in layouts:  # labels last: they are placed on the final layout
+        shown = place_labels(ax, xy, conds, fontsize=5.5, priority=held * 1e9 + np.hypot(
+            *(xy - xy.mean(axis=0)).T))  # fmt: skip
+        ax.text(0.99, 0.01, f"{shown.sum()} of {len(conds)} labelled", fontsize=6,
+                color="0.35", ha="right", va="bottom", transform=ax.transAxes)  # fmt: skip
     save_figure(fig, Path(figures_dir) / "fig_profile_map")

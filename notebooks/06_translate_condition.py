@@ -85,6 +85,7 @@ from i2r_utils.ranking import (
 )
 from i2r_utils.ridge import permutations
 from i2r_utils.runtime import pin_threads
+from i2r_utils.workdir import require_results
 
 pin_threads(threads)
 
@@ -103,6 +104,7 @@ pin_threads(threads)
 
 # %%
 work = Path(work_dir)
+require_results(work, "folds")  # run by hand: a missing work_dir names the results folders
 for name, value, allowed in (("input_scaling", input_scaling, INPUT_SCALINGS),
                              ("gene_norm", gene_norm, GENE_NORMS)):  # fmt: skip
     if value not in allowed:

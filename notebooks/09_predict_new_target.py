@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from i2r_utils.artifacts import artifact
 from i2r_utils.columns import feature_columns
@@ -68,6 +67,7 @@ from i2r_utils.profiles import (
     nucleus_means,
     translation_profiles,
 )
+from i2r_utils.progress import tqdm
 from i2r_utils.ranking import normalise_embeddings
 from i2r_utils.unet_training import load_trained_unet
 

@@ -55,13 +55,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from i2r_utils.artifacts import artifact
 from i2r_utils.directions import ImageToGene
 from i2r_utils.holdout import KS, holdout_gene, summarise_holdout
 from i2r_utils.io import InputError, read_table, write_json, write_table
 from i2r_utils.plotting import save_figure
+from i2r_utils.progress import tqdm
 from i2r_utils.readouts import (
     IMAGE2REG_IMPACTFUL,
     NAMED_GENES,

@@ -5,10 +5,12 @@ import pytest
 from i2r_utils.evaluation import (
     average_precisions,
     cosine_similarity,
+    enrichment_intervals,
     evaluate_fold_spaces,
     evaluate_space,
     mean_average_precisions,
     nearest_neighbour_accuracy,
+    odds_ratio_interval,
     pair_enrichment,
     query_enrichment,
     query_enrichment_table,
@@ -139,3 +141,57 @@ def test_mean_average_precisions_retrieve_perfect_groups_only():
     assert out.loc["0", "retrieved"] and out.loc["1", "retrieved"]
     assert out.loc["0", "mAP"] == pytest.approx(1.0) and out.loc["2", "mAP"] < 0.9
     assert set(out.columns) >= {"mnAP", "p_value", "corrected_p_value"}
+
+
+def test_woolf_interval_by_hand_against_statsmodels_and_by_coverage():
+    low, high = odds_ratio_interval(10, 20, 30, 40)
+    se = np.sqrt(1 / 10 + 1 / 20 + 1 / 30 + 1 / 40)  # Woolf's standard error of log OR
+    or_ = 10 * 40 / (20 * 30)
+    assert (low, high) == pytest.approx((or_ * np.exp(-1.959964 * se), or_ * np.exp(1.959964 * se)))
+    from statsmodels.stats.contingency_tables import Table2x2
+
+    assert (low, high) == pytest.approx(
+        Table2x2(np.array([[10, 20], [30, 40]])).oddsratio_confint()
+    )
+    # an empty cell: Haldane's +0.5 everywhere, as in the point estimate; still finite
+    low0, high0 = odds_ratio_interval(7, 0, 59, 631)
+    assert np.isfinite([low0, high0]).all() and low0 < (7.5 * 631.5) / (0.5 * 59.5) < high0
+    with pytest.raises(ValueError, match="level"):
+        odds_ratio_interval(1, 2, 3, 4, level=95)
+    # coverage: 95 % intervals of binomial 2 x 2 tables cover the true odds ratio ~95 %
+    rng = np.random.default_rng(SEED)
+    p1, p0, n = 0.3, 0.1, 300
+    a, c = rng.binomial(n, p1, 4000), rng.binomial(n, p0, 4000)
+    lo, hi = odds_ratio_interval(a, n - a, c, n - c)
+    truth = (p1 / (1 - p1)) / (p0 / (1 - p0))
+    assert 0.93 < np.mean((lo < truth) & (truth < hi)) < 0.97
+
+
+def test_enrichment_intervals_of_fold_spaces():
+    df = clustered(n_per=6, n_groups=4, noise=0.8)
+    folds = pd.DataFrame(
+        {"Metadata_Condition": df.Metadata_Condition, "Metadata_Fold": np.arange(len(df)) % 3}
+    )
+    res = evaluate_fold_spaces(df, folds, top=0.05)
+    both = pd.concat([res, evaluate_fold_spaces(df.sample(frac=1, random_state=1), folds)])
+    out = enrichment_intervals(both.reset_index(drop=True))
+    assert list(out.columns[-2:]) == ["fold_enrichment_low", "fold_enrichment_high"]
+    assert (out.fold_enrichment_low < out.fold_enrichment).all()
+    assert (out.fold_enrichment < out.fold_enrichment_high).all()
+    r = out.iloc[0]  # a fold row: the Woolf interval of the table rebuilt from the counts
+    c = r.n_positive_pairs - r.hits
+    cells = (r.hits, r.n_top - r.hits, c, r.n_pairs - r.n_top - c)
+    assert (r.fold_enrichment_low, r.fold_enrichment_high) == pytest.approx(
+        odds_ratio_interval(*cells)
+    )
+    # the mean row: narrower, relative to its estimate, than a single fold's interval
+    mean = out.iloc[3]
+    assert mean.fold == "mean"
+    width = np.log(out.fold_enrichment_high / out.fold_enrichment_low)
+    assert width.iloc[3] < width.iloc[:3].max()
+    # one fold: the mean row's interval is that fold's
+    one = enrichment_intervals(res.iloc[[0]].assign(fold="0").pipe(
+        lambda d: pd.concat([d, d.assign(fold="mean")], ignore_index=True)))  # fmt: skip
+    assert one.fold_enrichment_low.iloc[1] == pytest.approx(one.fold_enrichment_low.iloc[0])
+    with pytest.raises(ValueError, match="not the mean of its folds"):
+        enrichment_intervals(res.assign(fold_enrichment=[1.0, 2.0, 3.0, 9.0]))

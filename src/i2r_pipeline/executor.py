@@ -31,7 +31,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Sequence
 
-from tqdm.auto import tqdm
+from i2r_utils.progress import tqdm
 
 from .units import (
     QUIET_KERNEL,

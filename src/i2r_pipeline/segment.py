@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from i2r_utils.artifacts import artifact
 from i2r_utils.io import InputError, atomic_path, list_images, read_image
+from i2r_utils.progress import tqdm
 
 __all__ = ["build_parser", "check_inputs", "load_model", "main", "write_labels"]
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .columns import CONTROL, feature_columns
 from .directions import GeneToImage, ImageToGene, rank_candidates, training_set
+from .progress import tqdm
 from .ranking import true_rank
 
 __all__ = ["shuffle_pool", "full_shuffle_ranks"]

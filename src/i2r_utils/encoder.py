@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
-from tqdm.auto import tqdm
 
 from .io import InputError, atomic_path, write_json
+from .progress import tqdm
 
 __all__ = [
     "ARCHS",

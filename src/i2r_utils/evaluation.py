@@ -10,6 +10,9 @@ over-expressed gene).
   similar pairs versus the rest (one-sided Fisher exact test; Haldane's +0.5 correction
   when a cell is empty).
 * Hits in the top 1 %: the number of same-annotation pairs among them.
+* Intervals: :func:`odds_ratio_interval` is Woolf's (logit) confidence interval of an odds
+  ratio; :func:`enrichment_intervals` adds it to the folds of enrichment of
+  :func:`evaluate_fold_spaces`, the mean over fold spaces by the delta method.
 
 The thesis (Moshkov) forms of the last two are computed per query
 (:func:`query_enrichment`): each query's own top 1 % most similar profiles against the
@@ -33,7 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from copairs.map import average_precision, mean_average_precision
-from scipy.stats import fisher_exact, hypergeom
+from scipy.stats import fisher_exact, hypergeom, norm
 
 from .columns import feature_columns
 
@@ -46,7 +49,9 @@ __all__ = [
     "average_precisions",
     "replicate_average_precisions",
     "mean_average_precisions",
+    "odds_ratio_interval",
     "pair_enrichment",
+    "enrichment_intervals",
     "query_enrichment_table",
     "query_enrichment",
     "nearest_neighbour_accuracy",
@@ -188,14 +193,53 @@ def mean_average_precisions(
     )
 
 
-def _odds_ratio(a, b, c, d, zero=(0, 1, 2, 3)) -> np.ndarray:
-    """Odds ratio ``a d / (b c)``; +0.5 on every cell of a table with a 0 among ``zero``.
+def _corrected_cells(a, b, c, d, zero=(0, 1, 2, 3)) -> np.ndarray:
+    """Stack the 2 x 2 cells ``(a, b, c, d)``; +0.5 on each cell of a table with a 0 in ``zero``.
 
     ``zero`` holds indices into ``(a, b, c, d)``.
     """
     cells = np.stack(np.broadcast_arrays(a, b, c, d)).astype(float)
-    cells = cells + 0.5 * (cells[list(zero)] == 0).any(axis=0)
+    return cells + 0.5 * (cells[list(zero)] == 0).any(axis=0)
+
+
+def _odds_ratio(a, b, c, d, zero=(0, 1, 2, 3)) -> np.ndarray:
+    """Odds ratio ``a d / (b c)`` of the cells of :func:`_corrected_cells`."""
+    cells = _corrected_cells(a, b, c, d, zero)
     return cells[0] * cells[3] / (cells[1] * cells[2])
+
+
+def odds_ratio_interval(a, b, c, d, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Woolf (logit) confidence interval of the odds ratio ``a d / (b c)``.
+
+    ``exp(log OR -/+ z sqrt(1/a + 1/b + 1/c + 1/d))`` with ``z`` the normal quantile of
+    ``level``, on the cells of the point estimate of :func:`pair_enrichment` (Haldane's
+    +0.5 on every cell of a table with an empty cell), so the interval is centred, on the
+    log scale, on the reported folds of enrichment.
+
+    Parameters
+    ----------
+    a, b, c, d : array-like
+        Cells: positives in the top, negatives in the top, positives outside it, negatives
+        outside it.
+    level : float
+        Coverage of the interval, in (0, 1).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Lower and upper bounds.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    log_or, se = _log_odds_ratio(a, b, c, d)
+    half = norm.ppf(0.5 + level / 2) * se
+    return np.exp(log_or - half), np.exp(log_or + half)
+
+
+def _log_odds_ratio(a, b, c, d) -> tuple[np.ndarray, np.ndarray]:
+    """Log odds ratio of :func:`_corrected_cells` and its Woolf standard error."""
+    cells = _corrected_cells(a, b, c, d)
+    return np.log(cells[0] * cells[3] / (cells[1] * cells[2])), np.sqrt((1.0 / cells).sum(0))
 
 
 def pair_enrichment(
@@ -454,3 +498,57 @@ def evaluate_fold_spaces(
     for c in ("hits", "n_queries", "n_top", "n_pairs", "n_positive_pairs"):
         mean[c] = int(out[c].sum())
     return pd.concat([out, pd.DataFrame([mean])], ignore_index=True)
+
+
+def enrichment_intervals(evaluation: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Confidence intervals of the folds of enrichment of :func:`evaluate_fold_spaces`.
+
+    A fold row gets the Woolf interval (:func:`odds_ratio_interval`) of its 2 x 2 table,
+    rebuilt from ``hits``, ``n_top``, ``n_positive_pairs`` and ``n_pairs``. The ``mean``
+    row's folds of enrichment is the mean ``M`` of the K fold spaces' odds ratios; its
+    interval propagates the fold intervals (delta method, folds taken as independent;
+    a pair of two folds' queries enters both tables, so the interval is slightly narrow):
+    ``SE(M)^2 = sum_k (OR_k SE_k)^2 / K^2`` with ``SE_k`` the Woolf standard error of
+    ``log OR_k``, and ``M exp(-/+ z SE(M) / M)`` on the log scale (Woolf's for K = 1).
+
+    Parameters
+    ----------
+    evaluation : pandas.DataFrame
+        Output of :func:`evaluate_fold_spaces` (fold rows, then one ``mean`` row), or
+        several such blocks stacked; the mean row combines the fold rows above it back to
+        the previous mean row.
+    level : float
+        Coverage, in (0, 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``evaluation`` with ``fold_enrichment_low`` and ``fold_enrichment_high``.
+    """
+    out = evaluation.copy()
+    a = out["hits"].to_numpy(float)
+    b = out["n_top"].to_numpy(float) - a
+    c = out["n_positive_pairs"].to_numpy(float) - a
+    d = out["n_pairs"].to_numpy(float) - out["n_top"].to_numpy(float) - c
+    low, high = odds_ratio_interval(a, b, c, d, level)
+    se_log = _log_odds_ratio(a, b, c, d)[1]
+    odds = out["fold_enrichment"].to_numpy(float)
+    z = norm.ppf(0.5 + level / 2)
+    start = 0
+    for i, fold in enumerate(out["fold"].astype(str)):
+        if fold != "mean":
+            continue
+        k = np.arange(start, i)
+        start = i + 1
+        if not len(k) or not np.isclose(odds[i], odds[k].mean()):
+            raise ValueError(
+                f"row {i}: the mean row's folds of enrichment is not the mean of its folds"
+            )
+        se_mean = np.sqrt(np.sum((odds[k] * se_log[k]) ** 2)) / len(k)
+        low[i], high[i] = (
+            odds[i] * np.exp(-z * se_mean / odds[i]),
+            odds[i] * np.exp(z * se_mean / odds[i]),
+        )
+    out["fold_enrichment_low"] = low
+    out["fold_enrichment_high"] = high
+    return out

@@ -34,9 +34,9 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .io import InputError
+from .progress import tqdm
 
 __all__ = [
     "GAE_ARCHS",

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .artifacts import artifact
 from .columns import CONTROL
@@ -40,6 +39,7 @@ from .io import (
 )
 from .nucleus_filter import NucleusFilter, filter_nuclei, too_few_nuclei_message
 from .preprocessing import store_crops
+from .progress import tqdm
 
 __all__ = [
     "CROP_CENTRES",

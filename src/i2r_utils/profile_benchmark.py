@@ -26,7 +26,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .columns import feature_columns
 from .evaluation import (
@@ -38,6 +37,7 @@ from .evaluation import (
     replicate_average_precisions,
 )
 from .profiles import fit_sphering, strong_perturbations
+from .progress import tqdm
 from .realprofiles import CONTROL, treatment_profiles
 from .whitening import SPHERING_CONVENTIONS
 

@@ -28,9 +28,10 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from tqdm.auto import tqdm
 
 from i2r_utils.columns import CONTROL
+
+from .progress import tqdm
 
 __all__ = [
     "call_impactful",

@@ -26,12 +26,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from skimage.segmentation import relabel_sequential
-from tqdm.auto import tqdm
 
 from i2r_utils.classical import segment_classical, validate_image
 from i2r_utils.metrics import segmentation_scores
 from i2r_utils.tta import apply_transform, invert_transform, merge_instances_tta, resolve_tta
 from i2r_utils.unet import UNet, predict_unet, probabilities_to_labels
+
+from .progress import tqdm
 
 __all__ = [
     "DEFAULT_TTA",

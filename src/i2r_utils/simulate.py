@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 import tifffile
 from scipy import ndimage
-from tqdm.auto import tqdm
 
 from .columns import CONTROL
 from .io import temp_folder, write_json, write_table
+from .progress import tqdm
 
 __all__ = [
     "ScreenParams",

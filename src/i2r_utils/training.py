@@ -34,11 +34,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score
 from torch import nn
-from tqdm.auto import tqdm
 
 from .columns import CONTROL
 from .encoder import EncoderParams, build_model, embed, pick_device, prepare_inputs
 from .io import InputError
+from .progress import tqdm
 
 __all__ = [
     "fold_classes",

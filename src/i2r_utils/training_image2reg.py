@@ -32,11 +32,11 @@ import torch
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
-from tqdm.auto import tqdm
 
 from .columns import CONTROL
 from .encoder import EncoderParams, build_model, embed, pick_device, prepare_inputs
 from .io import InputError
+from .progress import tqdm
 
 __all__ = [
     "SCHEDULE",

@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from skimage.transform import resize
 from torch import nn
-from tqdm.auto import tqdm
 
 from i2r_utils.classical import normalize_percentile, validate_image
 from i2r_utils.io import InputError, file_digest, write_json
@@ -48,6 +47,8 @@ from i2r_utils.unet import (
     save_unet,
     unet_targets,
 )
+
+from .progress import tqdm
 
 __all__ = [
     "TRAINING_DEFAULTS",
