@@ -156,6 +156,10 @@ def bootstrap(extras: str) -> None:
              "python3", "--display-name", "Python 3 (i2r)"],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
+        # JupyterLab opens the jupytext notebooks (notebooks/*.py) as notebooks
+        _run_setup(
+            [str(_venv_python()), "-m", "i2r_pipeline.labsettings"], stdout=subprocess.DEVNULL
+        )
         _stamp().write_text(json.dumps({"pyproject": want, "extras": sorted(need)}))
     os.execv(str(_venv_python()), [str(_venv_python()), str(ROOT / "run_all.py"), *sys.argv[1:]])
 

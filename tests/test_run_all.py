@@ -358,7 +358,11 @@ def test_bootstrap_installs_once_and_redoes_a_failed_install(fake_setup, capsys)
     calls.clear()
     with pytest.raises(Reexec):
         RUN_ALL.bootstrap("dev")
-    assert [c[2:4] for c in calls] == [["pip", "install"], ["ipykernel", "install"]]
+    assert [c[2:4] for c in calls] == [
+        ["pip", "install"],
+        ["ipykernel", "install"],
+        ["i2r_pipeline.labsettings"],  # notebooks/*.py open as notebooks in JupyterLab
+    ]
     pip = calls[0]  # every package at the lock's version (a constraints file)
     assert pip[pip.index("-c") + 1] == str(RUN_ALL.ROOT / "requirements-lock.txt")
     assert json.loads((venv / ".i2r-installed.json").read_text())["extras"] == ["dev"]
