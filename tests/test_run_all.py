@@ -382,7 +382,7 @@ def test_bootstrap_recreates_a_venv_of_another_python(fake_setup):
     calls.clear()
     with pytest.raises(Reexec):
         RUN_ALL.bootstrap("dev")
-    assert calls[0][1:] == ["-m", "venv", "--clear", str(venv)] and len(calls) == 3
+    assert calls[0][1:] == ["-m", "venv", "--clear", str(venv)] and len(calls) == 4
 
 
 def test_main_checks_the_version_before_installing(monkeypatch):
