@@ -366,7 +366,7 @@ def test_new_target_folder_errors(trained_results, tmp_path, capsys):
         (["--images", str(empty), "--masks", str(masks)], "the image folder is empty"),
         (["--images", str(raw), "--masks", str(empty)], "the mask folder is empty"),
         (["--images", str(raw), "--results-dir", str(tmp_path)], "completed main job"),
-        (["--images", str(raw), "--pixel-scale", "0"], "--pixel-scale must be positive"),
+        (["--images", str(raw), "--pixel-scale", "0"], "--pixel-scale 0: must be a number"),
         (["--images", str(raw)], "no trained U-Net to segment the images"),
         (["--images", str(raw), "--model", str(tmp_path / "m.pt")], "m.pt: no trained U-Net"),
     ]
@@ -396,6 +396,32 @@ def test_new_target_folder_errors(trained_results, tmp_path, capsys):
     assert f"image {first}: no nucleus left after filtering" in text
     assert "'area' filter" in text and "--pixel-scale" in text
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--pixel-scale", "nan"], "--pixel-scale nan: must be a number from 0.1 to 10"),
+        (["--pixel-scale", "inf"], "--pixel-scale inf: must be a number from 0.1 to 10"),
+        (["--pixel-scale", "1e6"], "--pixel-scale 1e+06: must be a number from 0.1 to 10"),
+        (["--pixel-scale", "1e-9"], "--pixel-scale 1e-09: must be a number from 0.1 to 10"),
+        (["--min-nuclei", "-5"], "--min-nuclei -5: must be at least 1"),
+        (["--min-nuclei", "0"], "--min-nuclei 0: must be at least 1"),
+        (["--out", "{file}"], "afile is a file, not a folder"),
+        (["--out", "{file}/sub"], "afile/sub lies below"),
+    ],
+)
+def test_options_and_output_folder_are_checked_first(tmp_path, capsys, extra, message):
+    """Before the results folder, the images or a kernel: one line, exit 1, nothing written."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    extra = [e.format(file=afile) for e in extra]
+    argv = ["--images", str(tmp_path / "no_images"), "--results-dir", str(tmp_path / "none"),
+            "--out", str(tmp_path / "out"), "--quiet", *extra]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("run_all.py predict: error: ") and err.count("\n") == 1
+    assert message in err and not (tmp_path / "out").exists() and afile.read_text() == "x"
 
 
 def test_fewer_than_two_nuclei_in_all_images(trained_results, tmp_path):

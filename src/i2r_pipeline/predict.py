@@ -28,14 +28,20 @@ from i2r_utils.directions import read_translation_settings
 from i2r_utils.io import InputError, atomic_path, missing_mask_error, pair_images_masks
 
 from .notebooks import execute, to_ipynb
+from .segment import DEFAULT_RESULTS, check_options
 from .units import QUIET_KERNEL
 
-__all__ = ["NOTEBOOK", "DEFAULT_RESULTS", "build_parser", "check_inputs", "format_top10", "main"]
+__all__ = [
+    "NOTEBOOK",
+    "DEFAULT_RESULTS",
+    "build_parser",
+    "check_inputs",
+    "format_top10",
+    "main",
+]
 
 #: The notebook of new-target mode.
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "09_predict_new_target.py"
-#: Results of the default main job (the project's, whatever the current folder).
-DEFAULT_RESULTS = Path(__file__).resolve().parents[2] / "results" / "default_seed0"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,13 +121,12 @@ def check_inputs(args: argparse.Namespace) -> None:
     Raises
     ------
     InputError
-        A non-positive pixel scale; a missing part of the results folder (encoder of the
-        fold, profiles, sphering transforms, gene embeddings, impactful conditions; the U-Net
-        when images are to be segmented with it); a missing or empty image or mask folder;
-        with ``--on-error stop``, an image without its mask.
+        See :func:`i2r_pipeline.segment.check_options`; a missing part of the results
+        folder (encoder of the fold, profiles, sphering transforms, gene embeddings,
+        impactful conditions; the U-Net when images are to be segmented with it); a missing
+        or empty image or mask folder; with ``--on-error stop``, an image without its mask.
     """
-    if args.pixel_scale <= 0:
-        raise InputError(f"--pixel-scale must be positive, got {args.pixel_scale}")
+    check_options(args)
     results = Path(args.results_dir)
     needed = [
         ("encoders", "encoders folder"),
