@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from i2r_pipeline.predict import NOTEBOOK, format_top10, main
+from i2r_pipeline.predict import NOTEBOOK, build_parser, format_top10, main, with_option_hints
 from i2r_utils.artifacts import artifact
 from i2r_utils.io import InputError
 from i2r_utils.preprocessing import stored_crops
@@ -422,6 +422,17 @@ def test_options_and_output_folder_are_checked_first(tmp_path, capsys, extra, me
     err = capsys.readouterr().err
     assert err.startswith("run_all.py predict: error: ") and err.count("\n") == 1
     assert message in err and not (tmp_path / "out").exists() and afile.read_text() == "x"
+
+
+def test_too_few_nuclei_name_the_options_a_predict_user_can_change():
+    args = build_parser().parse_args(["--images", "i", "--out", "o", "--min-nuclei", "3"])
+    msg = with_option_hints("the images in i: fewer than 3 nuclei after filtering (...).", args)
+    assert msg.endswith(
+        "Options: --pixel-scale (now 1) for another magnification, --masks DIR for label masks "
+        "of your own (without it the nuclei are segmented), --min-nuclei (now 3) to accept "
+        "fewer nuclei."
+    )
+    assert with_option_hints("a.tif: cannot be read", args) == "a.tif: cannot be read"
 
 
 def test_fewer_than_two_nuclei_in_all_images(trained_results, tmp_path):

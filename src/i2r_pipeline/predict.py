@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_RESULTS",
     "build_parser",
     "check_inputs",
+    "with_option_hints",
     "format_top10",
     "main",
 ]
@@ -165,6 +166,34 @@ def check_inputs(args: argparse.Namespace) -> None:
         )
 
 
+def with_option_hints(message: str, args: argparse.Namespace) -> str:
+    """Add the options a user can change to a message about too few nuclei.
+
+    The nucleus filters are the screen's and cannot be changed from the command line; the
+    pixel scale, the masks and the fewest nuclei can.
+
+    Parameters
+    ----------
+    message : str
+        An input error of the notebook.
+    args : argparse.Namespace
+        The parsed options.
+
+    Returns
+    -------
+    str
+        ``message``, with the options appended when it is about nuclei after filtering.
+    """
+    if "after filtering" not in message:
+        return message
+    masks = f"other label masks than {args.masks}" if args.masks else "label masks of your own"
+    return (
+        f"{message} Options: --pixel-scale (now {args.pixel_scale:g}) for another "
+        f"magnification, --masks DIR for {masks} (without it the nuclei are segmented), "
+        f"--min-nuclei (now {args.min_nuclei}) to accept fewer nuclei."
+    )
+
+
 def _direction_text(info: dict) -> str:
     """``two-way`` or, when chosen automatically, ``auto: two-way``."""
     t = info["translation"]
@@ -254,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         except PapermillExecutionError as exc:
             if exc.ename == "InputError":
-                print(f"run_all.py predict: error: {exc.evalue}", file=sys.stderr)
+                message = with_option_hints(exc.evalue, args)
+                print(f"run_all.py predict: error: {message}", file=sys.stderr)
                 return 1
             failed = out / f"failed_{executed.name}"
             failed.parent.mkdir(parents=True, exist_ok=True)
