@@ -326,3 +326,10 @@ def test_a_partial_config_overlays_the_defaults_and_presets_are_unchanged(tmp_pa
         path = ROOT / "config" / preset
         assert load_run_config(path, default) == load_config(path), preset
     assert load_run_config(default, tmp_path / "missing.yaml") == load_config(default)
+
+
+def test_a_condition_unit_declares_its_result_and_manifest(tmp_path):
+    """Declared outputs are removed before a unit reruns: a failing rerun keeps neither."""
+    unit = make_pipe(tmp_path).units(stage_named("06_translate_condition"), generate=False)[0]
+    for name in ("result.json", "manifest.json", "ranking.csv", "top10.csv"):
+        assert unit.outputs[f"<results>/A/{name}"] == str(tmp_path / "res" / "A" / name)

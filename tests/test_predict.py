@@ -456,8 +456,11 @@ def test_fewer_than_two_nuclei_in_all_images(trained_results, tmp_path):
     with pytest.raises(InputError) as err:
         run_notebook(**params)
     text = str(err.value)
-    assert f"the images in {raw}: fewer than 2 nuclei after filtering" in text
-    assert "--pixel-scale" in text and not out.exists()
+    assert f"the images in {raw}: fewer than 2 nuclei after filtering: only 1 object(s)" in text
+    assert "no filter removed any" in text and "border" not in text and not out.exists()
+    assert "removed by filter: ." not in text
+    args = build_parser().parse_args(["--images", str(raw), "--out", str(out)])
+    assert "--min-nuclei (now 2) to accept fewer nuclei" in with_option_hints(text, args)
 
 
 def test_benchmark_script_runs_on_tiny_results(trained_results, tmp_path, capsys):
