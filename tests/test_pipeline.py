@@ -333,3 +333,14 @@ def test_a_condition_unit_declares_its_result_and_manifest(tmp_path):
     unit = make_pipe(tmp_path).units(stage_named("06_translate_condition"), generate=False)[0]
     for name in ("result.json", "manifest.json", "ranking.csv", "top10.csv"):
         assert unit.outputs[f"<results>/A/{name}"] == str(tmp_path / "res" / "A" / name)
+
+
+def test_check_config_checks_the_given_keys_only(tmp_path):
+    """The driver checks the user's own keys; those of default.yaml belong to the notebooks."""
+    cfg = {**load_config(ROOT / "config" / "default.yaml"), **CONFIG}
+    pipe = make_pipe(tmp_path, cfg)  # the stub notebooks declare few of the default keys
+    with pytest.raises(PipelineError, match="are not parameters of any notebook"):
+        check_config(pipe)
+    check_config(pipe, keys=CONFIG)
+    with pytest.raises(PipelineError, match=r"configuration keys \['epohcs'\]"):
+        check_config(pipe, keys=["seed", "epohcs"])

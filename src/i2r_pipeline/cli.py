@@ -22,6 +22,7 @@ from .options import COMMANDS, list_stages, parse_args
 from .pipeline import (
     Pipeline,
     check_config,
+    load_config,
     load_run_config,
     plan,
     run_pipeline,
@@ -87,7 +88,7 @@ def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]
     }
     all_conditions = args.all_conditions and args.conditions is None
     pipe = Pipeline(cfg, paths, Path(args.notebooks_dir), all_conditions, repo=root)
-    check_config(pipe)
+    check_config(pipe, keys=load_config(args.config))  # the defaults' keys are declared
     validate_config(cfg)
     pipe.check_screen()
     return pipe, stages

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from i2r_utils.artifacts import ARTIFACTS, artifact
@@ -426,7 +426,9 @@ class Pipeline:
         return units
 
 
-def check_config(pipe: Pipeline, stages: Sequence[Stage] = STAGES) -> None:
+def check_config(
+    pipe: Pipeline, stages: Sequence[Stage] = STAGES, keys: Iterable[str] | None = None
+) -> None:
     """Fail on configuration keys that no notebook declares (they would be ignored).
 
     Parameters
@@ -435,6 +437,9 @@ def check_config(pipe: Pipeline, stages: Sequence[Stage] = STAGES) -> None:
         The configured pipeline.
     stages : sequence of Stage
         The stages whose notebooks count.
+    keys : iterable of str, optional
+        The keys to check (default: all of ``pipe.cfg``), e.g. those of the user's file;
+        the keys of ``config/default.yaml`` are the project's notebooks' parameters.
 
     Raises
     ------
@@ -442,7 +447,8 @@ def check_config(pipe: Pipeline, stages: Sequence[Stage] = STAGES) -> None:
         Naming the unknown keys, or unknown scopes of ``stages``.
     """
     declared = set().union(*(pipe.declared(s.name) for s in stages))
-    unknown = sorted(k for k in pipe.cfg if k not in declared and k not in RUN_KEYS)
+    keys = pipe.cfg if keys is None else keys
+    unknown = sorted(k for k in keys if k not in declared and k not in RUN_KEYS)
     if unknown:
         raise PipelineError(
             f"configuration keys {unknown} are not parameters of any "
