@@ -121,7 +121,7 @@ def check_output_dir(path: str | os.PathLike, option: str) -> Path:
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise InputError(f"{option} {path} is a file, not a folder; pass a folder (new or empty).")
+        raise InputError(f"{option} {path} is a file, not a folder; pass a folder path.")
     existing = path.absolute()
     while not existing.exists():
         existing = existing.parent
