@@ -176,3 +176,40 @@ def test_predict_default_results_are_the_projects_whatever_the_current_folder(mo
     monkeypatch.chdir("/")
     args = build_parser().parse_args(["--images", "x", "--out", "y"])
     assert Path(args.results_dir) == ROOT / "results" / "default_seed0"
+
+
+def test_a_condition_name_with_a_path_fails_the_dry_run_and_writes_nothing(tmp_path, capsys):
+    args = ["--dry-run", "--conditions", "BRAF,../../../x", "--size", "tiny", "--data-dir",
+            str(tmp_path / "d"), "--results-dir", str(tmp_path / "r")]  # fmt: skip
+    with pytest.raises(SystemExit, match=r"^run_all.py: condition '../../../x' contains a path "):
+        cli.main(args, root=ROOT)
+    assert capsys.readouterr().out == "" and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("conditions: BRAF\n", r"conditions = 'BRAF': must be a non-empty list"),
+        ('epochs: "eight"\n', r"epochs = 'eight': must be an integer >= 1"),
+        ("n_folds: 1\n", r"n_folds = 1: must be an integer >= 2"),
+        ("n_folds: 60\n", r"n_folds = 60, but the synthetic screen of size 'default'"),
+        ("- size\n", r"c.yaml must map keys to values"),
+        ("size: [tiny\n", r"c.yaml is not valid YAML"),
+    ],
+)
+def test_a_partial_config_is_checked_over_the_defaults(tmp_path, text, message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    args = ["--config", str(cfg), "--dry-run", "--data-dir", str(tmp_path / "d")]
+    with pytest.raises(SystemExit, match=r"^run_all.py: .*" + message):
+        cli.main(args, root=ROOT)
+
+
+def test_an_empty_or_partial_config_runs_with_the_defaults(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    for text in ("", "n_folds: 2\nconditions: [JUN]\n"):
+        cfg.write_text(text)
+        args = cli.parse_args(["--config", str(cfg), "--results-dir", str(tmp_path / "r")], ROOT)
+        pipe, _ = cli.make_pipeline(args, ROOT)  # no KeyError: 'size'
+        assert pipe.cfg["size"] == "default" and pipe.cfg["direction"] == "auto"
+    assert pipe.cfg["n_folds"] == 2 and pipe.conditions() == ["JUN"]

@@ -37,8 +37,11 @@ def test_default_config_passes_and_every_default_key_is_checked():
         ("seed", -1, "an integer >= 0"),
         ("conditions", "BRAF", "a non-empty list of condition names"),
         ("conditions", [], "a non-empty list of condition names"),
-        ("pixel_scale", float("nan"), "a finite number > 0"),
-        ("pixel_scale", float("inf"), "a finite number > 0"),
+        ("pixel_scale", float("nan"), "a number from 0.1 to 10, the linear pixel scale"),
+        ("pixel_scale", float("inf"), "a number from 0.1 to 10"),
+        ("pixel_scale", 1e6, "a number from 0.1 to 10"),
+        ("pixel_scale", 1e-9, "a number from 0.1 to 10"),
+        ("pixel_scale", 0, "a number from 0.1 to 10"),
         ("alpha", 0, "a finite number > 0"),
         ("sphering_lambda", -0.1, "a finite number >= 0"),
         ("alpha_grid", [1.0, -1.0], "a list of positive numbers"),
@@ -62,7 +65,8 @@ def test_bad_values_name_key_value_and_allowed(key, value, allowed):
 
 def test_good_edge_values_pass():
     for key, value in [("screen_threshold", 0.665), ("alpha_grid", []), ("k_hop", 0),
-                       ("sphering_lambda", 0), ("pixel_scale", 2), ("n_folds", 2)]:  # fmt: skip
+                       ("sphering_lambda", 0), ("pixel_scale", 2), ("n_folds", 2),
+                       ("pixel_scale", 0.1), ("pixel_scale", 10)]:  # fmt: skip
         validate_config({key: value})
 
 

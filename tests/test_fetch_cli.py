@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fetch_servers import make_cpg_bucket, serve_demo_zip
+from fetch_servers import LOCAL, closed_port, make_cpg_bucket, serve_demo_zip
 
 from i2r_pipeline.fetch import main
 
@@ -50,3 +50,31 @@ def test_main_cpg(moto_url, tmp_path, capsys):
     ]
     assert main([*argv, "--genes", "NOTAGENE", "--plates", "41744", "--quiet"]) == 1
     assert "No images of genes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["demo", "cpg"])
+def test_a_dest_that_is_a_file_or_below_one_is_one_line(tmp_path, capsys, source):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    extra = ["--genes", "ATF4", "--endpoint-url", f"http://{LOCAL}:1"] if source == "cpg" else []
+    for dest, message in [(afile, "afile is a file, not a folder"), (afile / "d", "lies below")]:
+        assert main([source, "--dest", str(dest), "--quiet", *extra]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"run_all.py data {source}: error: --dest ") and message in err
+        assert err.count("\n") == 1
+    assert afile.read_text() == "x"
+
+
+def test_offline_demo_keeps_no_empty_dest_and_claims_no_partial_file(tmp_path, capsys, monkeypatch):
+    from i2r_pipeline.fetch import partfile
+
+    monkeypatch.setattr(partfile.time, "sleep", lambda s: None)  # no backoff waits
+    dest = tmp_path / "demo"
+    url = f"http://{LOCAL}:{closed_port()}/files"
+    assert main(["demo", "--dest", str(dest), "--base-url", url, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("run_all.py data demo: error: Could not download") and "\n" not in err[:-1]
+    )
+    assert "Nothing was received or kept" in err and ".part" not in err
+    assert not dest.exists()

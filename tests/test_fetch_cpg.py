@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fetch_servers import (
+    IMG_PREFIX,
     LOCAL,
     PLATEMAP_TSV,
     closed_port,
@@ -136,7 +137,7 @@ def test_fetch_cpg_images_errors(moto_url, cpg_bucket, tmp_path):
         fetch_cpg_images(tmp_path, genes=["NOTAGENE"], plates=["41744"], **kw)
     with pytest.raises(InputError, match="file name patterns"):
         fetch_cpg_images(tmp_path, genes=["ATF4"], plates=["41744"], channel="9", **kw)
-    with pytest.raises(FileNotFoundError, match="Plate map"):
+    with pytest.raises(InputError, match=r"Plate map 'nope.tsv' is neither a local file"):
         fetch_cpg_images(
             tmp_path,
             genes=["ATF4"],
@@ -158,3 +159,25 @@ def test_fetch_cpg_images_listing_error_is_clear(tmp_path):
     client = make_s3_client(f"http://{LOCAL}:{closed_port()}", retries={"max_attempts": 1})
     with pytest.raises(InputError, match="Could not list"):
         fetch_cpg_images(tmp_path, genes=["ATF4"], client=client, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("41744/../../../../../../../escape/41744_a03_s1_w19F3A2B7C.tif", "outside"),
+        ("../41744_a03_s1_w19F3A2B7C.tif", "plate folder of s3://"),
+    ],
+)
+def test_remote_names_that_would_write_outside_dest_are_refused_before_writing(
+    moto_url, cpg_bucket, tmp_path, key, message
+):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
+    s3.put_object(Bucket=cpg_bucket, Key=f"{IMG_PREFIX}/{key}", Body=b"x" * 10)
+    dest = tmp_path / "deep" / "a" / "b" / "dest"
+    dataset = replace(ROHBAN_2017, bucket=cpg_bucket)
+    with pytest.raises(InputError, match=message):
+        fetch_cpg_images(dest, genes=["ATF4"], dataset=dataset, endpoint_url=moto_url,
+                         progress=False)  # fmt: skip
+    assert not list(tmp_path.rglob("*.*"))  # nothing written, not even the plate map

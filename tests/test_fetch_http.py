@@ -112,8 +112,10 @@ def test_download_404_is_not_retried(http_server, tmp_path):
 def test_download_gives_up_after_bounded_retries(tmp_path):
     url = f"http://{LOCAL}:{closed_port()}/x"  # nothing listens there: connection refused
     with pytest.raises(InputError, match="after 3 attempts") as info:
-        download(url, tmp_path / "x", retries=2, **FAST)
-    assert "rerun to resume" in str(info.value) and "network connection" in str(info.value)
+        download(url, tmp_path / "new" / "x", retries=2, **FAST)
+    assert "Nothing was received or kept: rerun once" in str(info.value)
+    assert "network connection" in str(info.value) and "partial file" not in str(info.value)
+    assert not (tmp_path / "new").exists()  # no empty destination folder left behind
 
 
 def test_download_rejects_non_http(tmp_path):

@@ -10,6 +10,7 @@ from i2r_pipeline.fetch.partfile import (
     checksum_mismatches,
     commit_part,
     expected_checksums,
+    new_folders,
     part_path,
     wait_before_retry,
 )
@@ -49,3 +50,33 @@ def test_wait_before_retry_is_bounded(tmp_path):
     with pytest.raises(InputError, match="after 2 attempts") as info:
         wait_before_retry("src", OSError("x"), 2, 1, 0.0, tmp_path / "p")
     assert isinstance(info.value.__cause__, OSError)
+
+
+def test_wait_before_retry_says_whether_a_partial_file_was_kept(tmp_path):
+    part = tmp_path / "x.part"
+    part.write_bytes(b"")  # opened, nothing received
+    with pytest.raises(InputError, match="Nothing was received or kept: rerun once") as info:
+        wait_before_retry("src", OSError("x"), 2, 1, 0.0, part)
+    assert "partial file" not in str(info.value) and not part.exists()
+    part.write_bytes(b"abc")
+    with pytest.raises(InputError, match=r"partial file .*x.part \(3 bytes\) was kept"):
+        wait_before_retry("src", OSError("x"), 2, 1, 0.0, part)
+    assert part.read_bytes() == b"abc"
+
+
+def test_new_folders_leave_no_empty_folder_after_a_failure(tmp_path):
+    with pytest.raises(OSError, match="offline"), new_folders(tmp_path / "a" / "b"):
+        assert (tmp_path / "a" / "b").is_dir()
+        raise OSError("offline")
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(OSError), new_folders(tmp_path / "a" / "b") as folder:
+        (folder / "x.part").write_bytes(b"1")  # bytes to resume: kept
+        raise OSError("offline")
+    assert (tmp_path / "a" / "b" / "x.part").is_file()
+    with new_folders(tmp_path / "c"):
+        pass
+    assert (tmp_path / "c").is_dir()  # success keeps the folder
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InputError, match=r"cannot create the folder .*f/g .*a file in the way"):
+        with new_folders(tmp_path / "f" / "g"):
+            pass

@@ -258,3 +258,35 @@ def test_relative_paths_below_the_screen_folder_only(tmp_path):
     assert out["Metadata_MaskPath"].tolist() == ["masks/a.tif", ""]
     assert relative_paths(table, None) is table
     assert table["Metadata_ImagePath"].iloc[0].startswith(str(tmp_path))  # a copy
+
+
+@pytest.mark.parametrize(
+    "offset", [10**8, 10**9, 2**31 + 5, 2**32 - 100], ids=["1e8", "1e9", "2^31", "uint32-max"]
+)
+def test_sparse_or_huge_label_ids_are_renumbered_on_read(tmp_path, offset):
+    """Memory must not grow with the largest id; uint32 ids >= 2**31 must not wrap negative."""
+    from i2r_utils.nucleus_filter import filter_nuclei
+
+    labels = np.zeros((64, 64), np.int64)
+    labels[5:15, 5:15], labels[30:40, 30:45], labels[50:60, 10:20] = 1, 2, 3
+    sparse = np.where(labels > 0, labels * 7 + offset, 0).astype(np.uint32)
+    tifffile.imwrite(tmp_path / "m.tif", sparse)
+    got = read_mask(tmp_path / "m.tif", (64, 64))
+    assert got.dtype == np.int32 and np.array_equal(got, labels)  # 1..N in the ids' order
+    _, counts = filter_nuclei(got)  # per-label tables as long as the nuclei, not the largest id
+    assert counts["n_objects"] == 3
+    # also as float ids (integer-valued) and without background
+    tifffile.imwrite(tmp_path / "f.tif", np.where(labels > 0, labels * 1e12, 0))
+    assert np.array_equal(read_mask(tmp_path / "f.tif"), labels)
+    tifffile.imwrite(tmp_path / "full.tif", (labels + offset).astype(np.uint32))
+    assert np.array_equal(read_mask(tmp_path / "full.tif"), labels + 1)
+
+
+def test_label_ids_up_to_the_pixel_count_are_kept(tmp_path):
+    labels = np.zeros((32, 32), np.uint16)
+    labels[2:8, 2:8], labels[20:28, 20:28] = 7, 1024  # gaps, largest id = the pixel count
+    tifffile.imwrite(tmp_path / "m.tif", labels)
+    assert np.array_equal(read_mask(tmp_path / "m.tif"), labels.astype(np.int32))
+    labels[labels == 1024] = 1025
+    tifffile.imwrite(tmp_path / "m.tif", labels)
+    assert sorted(np.unique(read_mask(tmp_path / "m.tif"))) == [0, 1, 2]

@@ -83,7 +83,30 @@ def test_too_few_nuclei_message_names_filter_parameter_and_magnification():
     assert msg.startswith("plate P1 (counts in x.csv): fewer than 2 nuclei after filtering")
     assert "'area' filter removed the most" in msg and "min_area=400, max_area=4000" in msg
     assert "border 1, area 7" in msg and "pixel_scale (now 1.0" in msg
-    one = too_few_nuclei_message("image a.tif", counts, NucleusFilter(), 0, 1, "use --zoom.")
-    assert "image a.tif: no nucleus left after filtering" in one and one.endswith("use --zoom.")
     empty = counts.assign(n_objects=0)
     assert "no object at all" in too_few_nuclei_message("image a.tif", empty, NucleusFilter(), 0)
+
+
+def test_too_few_nuclei_for_a_command_names_no_filter_setting_to_edit():
+    """A command applies the screen's filters: its users cannot edit NucleusFilter."""
+    counts = pd.DataFrame({"n_objects": [5], **{f"removed_{f}": [0] for f in FILTERS}})
+    counts["removed_area"] = [5]
+    one = too_few_nuclei_message("image a.tif", counts, NucleusFilter(), 0, 1, "use --zoom.")
+    assert one.startswith("image a.tif: no nucleus left after filtering (0 kept of 5 objects")
+    assert "'area' filter removed the most (min_area=400, max_area=4000: the screen's" in one
+    assert "use --zoom." in one and "NucleusFilter" not in one
+    empty = too_few_nuclei_message("a", counts.assign(n_objects=0), NucleusFilter(), 0, 1, "z")
+    assert "Metadata_MaskPath" not in empty and "leave the masks out to segment" in empty
+
+
+def test_too_few_objects_that_no_filter_removed_blame_no_filter():
+    """One object, kept: not "removed by filter: ." and not the border filter."""
+    counts = pd.DataFrame({"n_objects": [1], **{f"removed_{f}": [0] for f in FILTERS}})
+    for magnification in (None, "use --zoom."):
+        msg = too_few_nuclei_message(
+            "the images in x", counts, NucleusFilter(), 1, 2, magnification
+        )
+        assert msg == (
+            "the images in x: fewer than 2 nuclei after filtering: only 1 object(s) found, and "
+            "no filter removed any (2 needed). Use more images, or images with more nuclei."
+        )

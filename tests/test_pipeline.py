@@ -17,6 +17,7 @@ from i2r_pipeline.pipeline import (
     Pipeline,
     check_config,
     load_config,
+    load_run_config,
     plan,
     relocatable,
     select_stages,
@@ -268,3 +269,78 @@ def test_units_without_done_marker_upstream_are_named(tmp_path):
     mark(pipe, "06_translate_condition", "A", "r1")
     assert pipe.not_done(summary) == ["06_translate_condition [B]"]
     assert pipe.not_done(summary, [summary]) == []  # stages not run are left out
+
+
+@pytest.mark.parametrize(
+    ("conditions", "message"),
+    [
+        (["../../../x"], "contains a path separator"),
+        (["A", "/etc"], "contains a path separator"),
+        ([".."], "starts with '.'"),
+        (["_summary"], "is a folder name the run uses itself"),
+        (["screen"], "is a folder name the run uses itself"),
+    ],
+)
+def test_condition_names_that_would_write_outside_their_folder_are_refused(
+    tmp_path, conditions, message
+):
+    pipe = make_pipe(tmp_path, {**CONFIG, "conditions": conditions})
+    with pytest.raises(PipelineError, match=f"^condition .*{message}"):
+        pipe.check_screen()
+    with pytest.raises(PipelineError, match=message):
+        pipe.units(stage_named("06_translate_condition"), generate=False)
+    assert not (tmp_path / "res").exists() and not (tmp_path / "x").exists()
+
+
+def test_plate_and_condition_names_of_the_screen_are_checked(tmp_path):
+    pipe = make_pipe(tmp_path, all_conditions=True)
+    meta = pipe.paths["data"] / "metadata.csv"
+    meta.write_text(meta.read_text() + "../../up,W9,A\n")
+    with pytest.raises(PipelineError, match=r"^plate of .*metadata.csv '../../up' contains a "):
+        pipe.check_screen()
+    meta.write_text("Metadata_Plate,Metadata_Well,Metadata_Condition\nP1,W1,../c\nP1,W2,A\n")
+    with pytest.raises(PipelineError, match=r"^condition '../c' contains a path separator"):
+        pipe.units(stage_named("07_summarize_conditions"), generate=False)
+
+
+def test_more_folds_than_conditions_fail_before_any_stage(tmp_path):
+    make_pipe(tmp_path, {**CONFIG, "n_folds": 2}).check_screen()  # conditions A and C
+    with pytest.raises(PipelineError, match=r"n_folds = 3, but the screen .*metadata.csv has 2 "
+                       "conditions besides EMPTY.* set n_folds to 2..2"):  # fmt: skip
+        make_pipe(tmp_path, {**CONFIG, "n_folds": 3}).check_screen()
+    # before the synthetic screen exists: the conditions its size will have (tiny: 10)
+    make_pipe(tmp_path / "s", {**CONFIG, "n_folds": 10}, metadata=False).check_screen()
+    with pytest.raises(PipelineError, match=r"synthetic screen of size 'tiny' .* has 10 "):
+        make_pipe(tmp_path / "s", {**CONFIG, "n_folds": 11}, metadata=False).check_screen()
+
+
+def test_a_partial_config_overlays_the_defaults_and_presets_are_unchanged(tmp_path):
+    default = ROOT / "config" / "default.yaml"
+    part = tmp_path / "c.yaml"
+    part.write_text("n_folds: 5\nconditions: [BRAF]\n")
+    cfg = load_run_config(part, default)
+    assert cfg == {**load_config(default), "n_folds": 5, "conditions": ["BRAF"]}
+    part.write_text("")
+    assert load_run_config(part, default) == load_config(default)
+    for preset in ("image2reg.yaml", "image2reg_cpu.yaml", "default.yaml"):
+        path = ROOT / "config" / preset
+        assert load_run_config(path, default) == load_config(path), preset
+    assert load_run_config(default, tmp_path / "missing.yaml") == load_config(default)
+
+
+def test_a_condition_unit_declares_its_result_and_manifest(tmp_path):
+    """Declared outputs are removed before a unit reruns: a failing rerun keeps neither."""
+    unit = make_pipe(tmp_path).units(stage_named("06_translate_condition"), generate=False)[0]
+    for name in ("result.json", "manifest.json", "ranking.csv", "top10.csv"):
+        assert unit.outputs[f"<results>/A/{name}"] == str(tmp_path / "res" / "A" / name)
+
+
+def test_check_config_checks_the_given_keys_only(tmp_path):
+    """The driver checks the user's own keys; those of default.yaml belong to the notebooks."""
+    cfg = {**load_config(ROOT / "config" / "default.yaml"), **CONFIG}
+    pipe = make_pipe(tmp_path, cfg)  # the stub notebooks declare few of the default keys
+    with pytest.raises(PipelineError, match="are not parameters of any notebook"):
+        check_config(pipe)
+    check_config(pipe, keys=CONFIG)
+    with pytest.raises(PipelineError, match=r"configuration keys \['epohcs'\]"):
+        check_config(pipe, keys=["seed", "epohcs"])

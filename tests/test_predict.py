@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from i2r_pipeline.predict import NOTEBOOK, format_top10, main
+from i2r_pipeline.predict import NOTEBOOK, build_parser, format_top10, main, with_option_hints
 from i2r_utils.artifacts import artifact
 from i2r_utils.io import InputError
 from i2r_utils.preprocessing import stored_crops
@@ -424,7 +424,7 @@ def test_new_target_folder_errors(trained_results, tmp_path, capsys):
         (["--images", str(empty), "--masks", str(masks)], "the image folder is empty"),
         (["--images", str(raw), "--masks", str(empty)], "the mask folder is empty"),
         (["--images", str(raw), "--results-dir", str(tmp_path)], "completed main job"),
-        (["--images", str(raw), "--pixel-scale", "0"], "--pixel-scale must be positive"),
+        (["--images", str(raw), "--pixel-scale", "0"], "--pixel-scale 0: must be a number"),
         (["--images", str(raw)], "no trained U-Net to segment the images"),
         (["--images", str(raw), "--model", str(tmp_path / "m.pt")], "m.pt: no trained U-Net"),
     ]
@@ -456,6 +456,43 @@ def test_new_target_folder_errors(trained_results, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--pixel-scale", "nan"], "--pixel-scale nan: must be a number from 0.1 to 10"),
+        (["--pixel-scale", "inf"], "--pixel-scale inf: must be a number from 0.1 to 10"),
+        (["--pixel-scale", "1e6"], "--pixel-scale 1e+06: must be a number from 0.1 to 10"),
+        (["--pixel-scale", "1e-9"], "--pixel-scale 1e-09: must be a number from 0.1 to 10"),
+        (["--min-nuclei", "-5"], "--min-nuclei -5: must be at least 1"),
+        (["--min-nuclei", "0"], "--min-nuclei 0: must be at least 1"),
+        (["--out", "{file}"], "afile is a file, not a folder"),
+        (["--out", "{file}/sub"], "afile/sub lies below"),
+    ],
+)
+def test_options_and_output_folder_are_checked_first(tmp_path, capsys, extra, message):
+    """Before the results folder, the images or a kernel: one line, exit 1, nothing written."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    extra = [e.format(file=afile) for e in extra]
+    argv = ["--images", str(tmp_path / "no_images"), "--results-dir", str(tmp_path / "none"),
+            "--out", str(tmp_path / "out"), "--quiet", *extra]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("run_all.py predict: error: ") and err.count("\n") == 1
+    assert message in err and not (tmp_path / "out").exists() and afile.read_text() == "x"
+
+
+def test_too_few_nuclei_name_the_options_a_predict_user_can_change():
+    args = build_parser().parse_args(["--images", "i", "--out", "o", "--min-nuclei", "3"])
+    msg = with_option_hints("the images in i: fewer than 3 nuclei after filtering (...).", args)
+    assert msg.endswith(
+        "Options: --pixel-scale (now 1) for another magnification, --masks DIR for label masks "
+        "of your own (without it the nuclei are segmented), --min-nuclei (now 3) to accept "
+        "fewer nuclei."
+    )
+    assert with_option_hints("a.tif: cannot be read", args) == "a.tif: cannot be read"
+
+
 def test_fewer_than_two_nuclei_in_all_images(trained_results, tmp_path):
     from i2r_utils.nuclei import preprocess_image
     from i2r_utils.nucleus_filter import filter_nuclei
@@ -477,8 +514,11 @@ def test_fewer_than_two_nuclei_in_all_images(trained_results, tmp_path):
     with pytest.raises(InputError) as err:
         run_notebook(**params)
     text = str(err.value)
-    assert f"the images in {raw}: fewer than 2 nuclei after filtering" in text
-    assert "--pixel-scale" in text and not out.exists()
+    assert f"the images in {raw}: fewer than 2 nuclei after filtering: only 1 object(s)" in text
+    assert "no filter removed any" in text and "border" not in text and not out.exists()
+    assert "removed by filter: ." not in text
+    args = build_parser().parse_args(["--images", str(raw), "--out", str(out)])
+    assert "--min-nuclei (now 2) to accept fewer nuclei" in with_option_hints(text, args)
 
 
 def test_benchmark_script_runs_on_tiny_results(trained_results, tmp_path, capsys):

@@ -1,5 +1,7 @@
 """Tests of i2r_pipeline.segment (``python3 run_all.py segment``)."""
 
+from pathlib import Path
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ import tifffile
 from segmentation_helpers import synthetic_disks, train_tiny_unet
 
 from i2r_pipeline import cli, options
-from i2r_pipeline.segment import main
+from i2r_pipeline.segment import build_parser, main
 from i2r_utils.artifacts import artifact
 from i2r_utils.io import write_json
 from i2r_utils.metrics import map_dsb
@@ -84,7 +86,7 @@ def test_bad_inputs_end_in_one_line_and_write_nothing(tmp_path, run_with_model, 
     cases = [
         (["--images", str(tmp_path / "absent")], "image folder not found"),
         (["--images", str(tmp_path / "empty")], "the image folder is empty"),
-        (["--images", images, "--pixel-scale", "0"], "--pixel-scale must be a positive"),
+        (["--images", images, "--pixel-scale", "0"], "--pixel-scale 0: must be a number from"),
         (["--images", images, "--method", "classical", "--model", "m.pt"], "is a U-Net"),
         (["--images", images, "--results-dir", str(tmp_path)], "no trained U-Net. Run the main"),
         (["--images", images, "--model", str(tmp_path / "in" / "b.tif")], "not a U-Net saved"),
@@ -104,6 +106,34 @@ def test_bad_inputs_end_in_one_line_and_write_nothing(tmp_path, run_with_model, 
     assert main(["--images", images, "--out", images, "--method", "classical"]) == 1
     assert "--out is the image folder" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--pixel-scale", "nan"], "--pixel-scale nan: must be a number from 0.1 to 10"),
+        (["--pixel-scale", "inf"], "--pixel-scale inf: must be a number from 0.1 to 10"),
+        (["--pixel-scale", "1e6"], "--pixel-scale 1e+06: must be a number from 0.1 to 10"),
+        (["--pixel-scale", "1e-9"], "--pixel-scale 1e-09: must be a number from 0.1 to 10"),
+        (["--out", "{file}"], "afile is a file, not a folder"),
+        (["--out", "{file}/sub"], "afile/sub lies below"),
+    ],
+)
+def test_options_and_output_folder_are_checked_before_any_image(tmp_path, capsys, extra, message):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    extra = [e.format(file=afile) for e in extra]
+    argv = ["--images", str(tmp_path / "no_images"), "--out", str(tmp_path / "out"), "--quiet"]
+    assert main([*argv, "--method", "classical", *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("run_all.py segment: error: ") and err.count("\n") == 1
+    assert message in err and not (tmp_path / "out").exists() and afile.read_text() == "x"
+
+
+def test_default_results_are_the_projects_whatever_the_current_folder(monkeypatch):
+    monkeypatch.chdir("/")
+    args = build_parser().parse_args(["--images", "x", "--out", "y"])
+    assert Path(args.results_dir) == Path(__file__).resolve().parents[1] / "results/default_seed0"
 
 
 def test_segment_is_a_run_all_command():

@@ -19,7 +19,15 @@ from .config import validate_config
 from .executor import make_executor
 from .lock import folder_lock
 from .options import COMMANDS, list_stages, parse_args
-from .pipeline import Pipeline, check_config, load_config, plan, run_pipeline, select_stages
+from .pipeline import (
+    Pipeline,
+    check_config,
+    load_config,
+    load_run_config,
+    plan,
+    run_pipeline,
+    select_stages,
+)
 from .realdata import dataset_job
 
 #: The one line printed after Ctrl-C.
@@ -58,7 +66,7 @@ def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]
         The pipeline, its configuration checked (keys and values), and the stages to run.
     """
     stages = select_stages(args.stages)
-    cfg = load_config(Path(args.config))
+    cfg = load_run_config(args.config, root / "config" / "default.yaml")
     for key in ("size", "seed"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
@@ -80,8 +88,9 @@ def make_pipeline(args: argparse.Namespace, root: Path) -> tuple[Pipeline, list]
     }
     all_conditions = args.all_conditions and args.conditions is None
     pipe = Pipeline(cfg, paths, Path(args.notebooks_dir), all_conditions, repo=root)
-    check_config(pipe)
+    check_config(pipe, keys=load_config(args.config))  # the defaults' keys are declared
     validate_config(cfg)
+    pipe.check_screen()
     return pipe, stages
 
 

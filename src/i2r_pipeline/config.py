@@ -12,7 +12,11 @@ from collections.abc import Callable
 
 from . import PipelineError
 
-__all__ = ["CHECKS", "validate_config", "choice", "integer", "number"]
+__all__ = ["CHECKS", "PIXEL_SCALE_RANGE", "validate_config", "choice", "integer", "number"]
+
+#: Linear pixel scales accepted (relative to the screen's 20x images): 2x to 200x objectives.
+#: The images are resampled by 1 / pixel_scale, so 0.1 already makes them 100 times larger.
+PIXEL_SCALE_RANGE = (0.1, 10.0)
 
 
 def choice(*allowed) -> tuple[Callable, str]:
@@ -59,7 +63,11 @@ CHECKS: dict[str, tuple[Callable, str]] = {
     "size": choice("tiny", "default"),
     "seed": integer(0),
     "conditions": (_conditions, "a non-empty list of condition names, e.g. [BRAF, JUN]"),
-    "pixel_scale": number(0.0),
+    "pixel_scale": (
+        lambda v: _real(v) and PIXEL_SCALE_RANGE[0] <= v <= PIXEL_SCALE_RANGE[1],
+        f"a number from {PIXEL_SCALE_RANGE[0]:g} to {PIXEL_SCALE_RANGE[1]:g}, the linear pixel "
+        "scale relative to the screen's 20x images (0.5 for 10x, 2 for 40x)",
+    ),
     "screen_threshold": (_threshold, '"elbow" or a number in (0, 1]'),
     "n_folds": integer(2),
     "encoder_arch": choice("resnet18", "small", "image2reg"),

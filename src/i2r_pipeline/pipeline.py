@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from i2r_utils.artifacts import artifact
+from i2r_utils.artifacts import ARTIFACTS, artifact
 from i2r_utils.columns import CONTROL
+from i2r_utils.io import InputError
+from i2r_utils.names import safe_name
 
 from . import PipelineError
 from .executor import Unit, failure_report, is_complete, marker_path, upstream_digest
@@ -29,8 +31,10 @@ __all__ = [
     "DEFAULT_N_FOLDS",
     "UNHASHED",
     "relocatable",
+    "checked_name",
     "Pipeline",
     "load_config",
+    "load_run_config",
     "check_config",
     "select_stages",
     "write_condition_manifest",
@@ -45,6 +49,44 @@ DEFAULT_N_FOLDS = 3
 #: Parameters that say where figures go, not what is computed: not part of a unit's hash
 #: (a unit whose figures are missing reruns, see ``Stage.outputs``).
 UNHASHED = ("figures_dir",)
+#: Folders of a results folder that a condition's own folder must not be.
+RESERVED = frozenset(v.split("/")[0] for v in ARTIFACTS.values() if "/" in v and v[0] != "{")
+
+
+def checked_name(name: object, what: str, own_folder: bool = True) -> str:
+    """Return a condition or plate name that is safe in the paths it becomes.
+
+    Parameters
+    ----------
+    name : object
+        The name (from the configuration, ``--conditions`` or the screen's metadata).
+    what : str
+        What it is and where it came from, for the message.
+    own_folder : bool
+        The name becomes a folder of its own in the results folder (a condition's).
+
+    Returns
+    -------
+    str
+        ``name``.
+
+    Raises
+    ------
+    PipelineError
+        Not one harmless path component (:func:`i2r_utils.names.safe_name`); with
+        ``own_folder``, starting with ``_`` or equal to a folder the run uses itself
+        (:data:`RESERVED`).
+    """
+    try:
+        safe_name(name, what)
+    except InputError as exc:
+        raise PipelineError(str(exc)) from None
+    if own_folder and (name.startswith("_") or name in RESERVED):
+        raise PipelineError(
+            f"{what} {name!r} is a folder name the run uses itself (names starting with '_' "
+            f"and {', '.join(sorted(RESERVED))}); rename it."
+        )
+    return name
 
 
 def relocatable(parameters: dict, anchors: dict) -> dict:
@@ -113,6 +155,32 @@ def load_config(path: str | Path) -> dict:
     return cfg or {}
 
 
+def load_run_config(path: str | Path, defaults: str | Path) -> dict:
+    """Read a configuration file over the defaults: a partial file changes only its keys.
+
+    Parameters
+    ----------
+    path : path-like
+        The user's configuration (``--config``): any subset of the keys, or a full preset
+        such as ``config/image2reg.yaml`` (then the defaults change nothing).
+    defaults : path-like
+        The full default configuration, ``config/default.yaml`` (skipped when missing).
+
+    Returns
+    -------
+    dict
+        The defaults, updated with the keys of ``path``.
+
+    Raises
+    ------
+    PipelineError
+        See :func:`load_config`.
+    """
+    cfg = load_config(defaults) if Path(defaults).is_file() else {}
+    cfg.update(load_config(path))
+    return cfg
+
+
 class Pipeline:
     """One main-job run: configuration, paths, notebooks folder; resolves units lazily.
 
@@ -175,31 +243,65 @@ class Pipeline:
             raise PipelineError(f"n_folds must be a positive integer, not {n!r}.")
         return n
 
-    def plates(self) -> list[str]:
-        """Plates of ``data_dir/metadata.csv`` (written by stage 00 or by ``run_all data``)."""
+    def _metadata(self, column: str, need: str) -> list[str]:
+        """Sorted distinct values of one column of ``data_dir/metadata.csv``."""
         import pandas as pd
 
         meta = self.paths["data"] / "metadata.csv"
         if not meta.is_file():
-            raise PipelineError(
-                f"{meta} is missing; run stage 00 first (--stages 00) or point "
-                "--data-dir at a screen folder with metadata.csv."
-            )
-        plates = pd.read_csv(meta, usecols=["Metadata_Plate"], dtype=str).Metadata_Plate
-        return sorted(plates.dropna().unique())
+            raise PipelineError(need.format(meta=meta))
+        values = pd.read_csv(meta, usecols=[column], dtype=str)[column]
+        return sorted(values.dropna().unique())
+
+    def plates(self) -> list[str]:
+        """Plates of ``data_dir/metadata.csv`` (written by stage 00 or by ``run_all data``)."""
+        need = ("{meta} is missing; run stage 00 first (--stages 00) or point --data-dir at a "
+                "screen folder with metadata.csv.")  # fmt: skip
+        meta = self.paths["data"] / "metadata.csv"
+        return [checked_name(p, f"plate of {meta}", own_folder=False)
+                for p in self._metadata("Metadata_Plate", need)]  # fmt: skip
 
     def conditions(self) -> list[str]:
         """Held-out conditions: the configured list, or every non-control condition."""
         if self.all_conditions:
-            import pandas as pd
-
-            meta = self.paths["data"] / "metadata.csv"
-            if not meta.is_file():
-                raise PipelineError(f"--all-conditions needs {meta}; run stage 00.")
-            conds = pd.read_csv(meta, usecols=["Metadata_Condition"], dtype=str)
-            self.cfg["conditions"] = sorted(set(conds.Metadata_Condition.dropna()) - {CONTROL})
+            need = "--all-conditions needs {meta}; run stage 00."
+            conds = self._metadata("Metadata_Condition", need)
+            self.cfg["conditions"] = [c for c in conds if c != CONTROL]
             self.all_conditions = False
-        return list(self.cfg["conditions"])
+        return [checked_name(c, "condition") for c in self.cfg["conditions"]]
+
+    def check_screen(self) -> None:
+        """Check what can be known before a stage runs: names that become paths, ``n_folds``.
+
+        With the screen's ``metadata.csv``: its plate names, the held-out conditions and
+        ``n_folds`` against its conditions; before the screen is simulated, ``n_folds``
+        against the conditions the synthetic screen of size ``size`` will have.
+
+        Raises
+        ------
+        PipelineError
+            A name that would write outside its folder, or more folds than conditions.
+        """
+        meta = self.paths["data"] / "metadata.csv"
+        n = self.n_folds()
+        if meta.is_file():
+            self.plates()
+            screen = [c for c in self._metadata("Metadata_Condition", "") if c != CONTROL]
+            where = f"the screen {meta}"
+        else:
+            from i2r_utils.simulate import SIZES
+
+            p = SIZES.get(self.cfg.get("size"))
+            screen = [""] * (p.n_impactful + p.n_null) if p else []
+            where = f"the synthetic screen of size {self.cfg.get('size')!r} (--size)"
+        if meta.is_file() or not self.all_conditions:  # else: known once the screen exists
+            self.conditions()
+        if screen and n > len(screen):
+            raise PipelineError(
+                f"n_folds = {n}, but {where} has {len(screen)} conditions besides {CONTROL}: "
+                f"each fold needs one; set n_folds to 2..{len(screen)} (the number of "
+                "conditions is leave-one-out)."
+            )
 
     def unit_specs(self, scope: str) -> list[tuple[str, dict, str]]:
         """(label, scope parameters, executed-notebook subfolder) of each unit of a scope."""
@@ -324,7 +426,9 @@ class Pipeline:
         return units
 
 
-def check_config(pipe: Pipeline, stages: Sequence[Stage] = STAGES) -> None:
+def check_config(
+    pipe: Pipeline, stages: Sequence[Stage] = STAGES, keys: Iterable[str] | None = None
+) -> None:
     """Fail on configuration keys that no notebook declares (they would be ignored).
 
     Parameters
@@ -333,6 +437,9 @@ def check_config(pipe: Pipeline, stages: Sequence[Stage] = STAGES) -> None:
         The configured pipeline.
     stages : sequence of Stage
         The stages whose notebooks count.
+    keys : iterable of str, optional
+        The keys to check (default: all of ``pipe.cfg``), e.g. those of the user's file;
+        the keys of ``config/default.yaml`` are the project's notebooks' parameters.
 
     Raises
     ------
@@ -340,7 +447,8 @@ def check_config(pipe: Pipeline, stages: Sequence[Stage] = STAGES) -> None:
         Naming the unknown keys, or unknown scopes of ``stages``.
     """
     declared = set().union(*(pipe.declared(s.name) for s in stages))
-    unknown = sorted(k for k in pipe.cfg if k not in declared and k not in RUN_KEYS)
+    keys = pipe.cfg if keys is None else keys
+    unknown = sorted(k for k in keys if k not in declared and k not in RUN_KEYS)
     if unknown:
         raise PipelineError(
             f"configuration keys {unknown} are not parameters of any "
@@ -472,6 +580,7 @@ def run_pipeline(pipe: Pipeline, stages: Sequence[Stage], executor, force: bool 
     """
     every = []
     for stage in stages:
+        pipe.check_screen()  # e.g. the plate names of a screen an earlier stage just wrote
         units = pipe.units(stage)
         missing = pipe.not_done(stage)
         if missing:

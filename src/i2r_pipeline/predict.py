@@ -28,14 +28,21 @@ from i2r_utils.directions import read_translation_settings
 from i2r_utils.io import InputError, atomic_path, missing_mask_error, pair_images_masks
 
 from .notebooks import execute, to_ipynb
+from .segment import DEFAULT_RESULTS, check_options
 from .units import QUIET_KERNEL
 
-__all__ = ["NOTEBOOK", "DEFAULT_RESULTS", "build_parser", "check_inputs", "format_top10", "main"]
+__all__ = [
+    "NOTEBOOK",
+    "DEFAULT_RESULTS",
+    "build_parser",
+    "check_inputs",
+    "with_option_hints",
+    "format_top10",
+    "main",
+]
 
 #: The notebook of new-target mode.
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "09_predict_new_target.py"
-#: Results of the default main job (the project's, whatever the current folder).
-DEFAULT_RESULTS = Path(__file__).resolve().parents[2] / "results" / "default_seed0"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,13 +122,12 @@ def check_inputs(args: argparse.Namespace) -> None:
     Raises
     ------
     InputError
-        A non-positive pixel scale; a missing part of the results folder (encoder of the
-        fold, profiles, sphering transforms, gene embeddings, impactful conditions; the U-Net
-        when images are to be segmented with it); a missing or empty image or mask folder;
-        with ``--on-error stop``, an image without its mask.
+        See :func:`i2r_pipeline.segment.check_options`; a missing part of the results
+        folder (encoder of the fold, profiles, sphering transforms, gene embeddings,
+        impactful conditions; the U-Net when images are to be segmented with it); a missing
+        or empty image or mask folder; with ``--on-error stop``, an image without its mask.
     """
-    if args.pixel_scale <= 0:
-        raise InputError(f"--pixel-scale must be positive, got {args.pixel_scale}")
+    check_options(args)
     results = Path(args.results_dir)
     needed = [
         ("encoders", "encoders folder"),
@@ -158,6 +164,34 @@ def check_inputs(args: argparse.Namespace) -> None:
             f"{error} (stopped before writing anything; rerun with --on-error skip to skip bad "
             "images)"
         )
+
+
+def with_option_hints(message: str, args: argparse.Namespace) -> str:
+    """Add the options a user can change to a message about too few nuclei.
+
+    The nucleus filters are the screen's and cannot be changed from the command line; the
+    pixel scale, the masks and the fewest nuclei can.
+
+    Parameters
+    ----------
+    message : str
+        An input error of the notebook.
+    args : argparse.Namespace
+        The parsed options.
+
+    Returns
+    -------
+    str
+        ``message``, with the options appended when it is about nuclei after filtering.
+    """
+    if "after filtering" not in message:
+        return message
+    masks = f"other label masks than {args.masks}" if args.masks else "label masks of your own"
+    return (
+        f"{message} Options: --pixel-scale (now {args.pixel_scale:g}) for another "
+        f"magnification, --masks DIR for {masks} (without it the nuclei are segmented), "
+        f"--min-nuclei (now {args.min_nuclei}) to accept fewer nuclei."
+    )
 
 
 def _direction_text(info: dict) -> str:
@@ -249,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         except PapermillExecutionError as exc:
             if exc.ename == "InputError":
-                print(f"run_all.py predict: error: {exc.evalue}", file=sys.stderr)
+                message = with_option_hints(exc.evalue, args)
+                print(f"run_all.py predict: error: {message}", file=sys.stderr)
                 return 1
             failed = out / f"failed_{executed.name}"
             failed.parent.mkdir(parents=True, exist_ok=True)

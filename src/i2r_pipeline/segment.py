@@ -22,11 +22,24 @@ import numpy as np
 
 from i2r_utils.artifacts import artifact
 from i2r_utils.io import InputError, atomic_path, list_images, read_image
+from i2r_utils.names import check_output_dir
 from i2r_utils.progress import tqdm
 
-__all__ = ["build_parser", "check_inputs", "load_model", "main", "write_labels"]
+from .config import CHECKS
+
+__all__ = [
+    "DEFAULT_RESULTS",
+    "build_parser",
+    "check_options",
+    "check_inputs",
+    "load_model",
+    "main",
+    "write_labels",
+]
 
 _METHODS = ("classical", "unet", "unet_tta")
+#: Results of the default main job (the project's, whatever the current folder).
+DEFAULT_RESULTS = Path(__file__).resolve().parents[2] / "results" / "default_seed0"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--results-dir",
-        default="results/default_seed0",
-        help="results of a completed main job (its segmentation/unet.pt is the default model)",
+        default=str(DEFAULT_RESULTS),
+        help="results of a completed main job (its segmentation/unet.pt is the default model; "
+        "default: the project's results/default_seed0)",
     )
     p.add_argument(
         "--tta",
@@ -75,6 +89,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Check the options that need no file: pixel scale, fewest nuclei, output folder.
+
+    Shared by ``predict`` (``segment`` has no ``--min-nuclei``).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options with ``pixel_scale`` and ``out`` (``min_nuclei`` when present).
+
+    Raises
+    ------
+    InputError
+        A pixel scale outside :data:`i2r_pipeline.config.PIXEL_SCALE_RANGE` (or NaN), a
+        ``--min-nuclei`` below 1, or an ``--out`` that is a file, lies below a file or
+        cannot be written.
+    """
+    ok, allowed = CHECKS["pixel_scale"]
+    if not ok(args.pixel_scale):
+        raise InputError(f"--pixel-scale {args.pixel_scale:g}: must be {allowed}.")
+    if getattr(args, "min_nuclei", 1) < 1:
+        raise InputError(
+            f"--min-nuclei {args.min_nuclei}: must be at least 1 (the fewest nuclei all "
+            "images together must keep; default 2)."
+        )
+    check_output_dir(args.out, "--out")
 
 
 def check_inputs(args: argparse.Namespace) -> list[Path]:
@@ -93,12 +135,12 @@ def check_inputs(args: argparse.Namespace) -> list[Path]:
     Raises
     ------
     InputError
-        A non-positive pixel scale, ``--model`` with the classical method, an output folder
-        equal to the image folder, a missing or empty image folder, or two images that
-        would write the same ``<stem>.tif``.
+        A bad pixel scale or output folder (:func:`check_options`),
+        ``--model`` with the classical method, an output folder equal to the image folder,
+        a missing or empty image folder, or two images that would write the same
+        ``<stem>.tif``.
     """
-    if not (np.isfinite(args.pixel_scale) and args.pixel_scale > 0):
-        raise InputError(f"--pixel-scale must be a positive number, got {args.pixel_scale}")
+    check_options(args)
     if args.model and args.method == "classical":
         raise InputError(
             f"--model {args.model} is a U-Net; use it with --method unet or unet_tta, or drop "

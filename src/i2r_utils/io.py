@@ -283,7 +283,8 @@ def read_mask(path: str | os.PathLike, image_shape: tuple[int, ...] | None = Non
     Returns
     -------
     numpy.ndarray
-        2-D int32 label image.
+        2-D int32 label image: the ids as saved, or 1..N when the largest id is above the
+        number of pixels (sparse ids such as 10**9 or uint32 ids >= 2**31).
     """
     path = Path(path)
     mask = _squeeze(_read_any(path, "mask"))
@@ -299,30 +300,43 @@ def read_mask(path: str | os.PathLike, image_shape: tuple[int, ...] | None = Non
             "integer per nucleus. Label the connected components first, e.g. "
             "skimage.measure.label(mask), or leave out the masks to segment the nuclei."
         )
-    if not np.issubdtype(mask.dtype, np.integer):
-        if np.issubdtype(mask.dtype, np.floating) and np.all(np.mod(mask, 1) == 0):
-            mask = mask.astype(np.int64)
-        else:
-            raise InputError(
-                f"{path}: mask has non-integer values (dtype {mask.dtype}); expected integer "
-                "labels, 0 = background. Save the instance labels, not probabilities."
-            )
-    if mask.min() < 0:
-        raise InputError(f"{path}: mask has negative labels; expected 0 = background, 1..N.")
+    if not np.issubdtype(mask.dtype, np.integer) and not (
+        np.issubdtype(mask.dtype, np.floating) and np.all(np.mod(mask, 1) == 0)
+    ):
+        raise InputError(
+            f"{path}: mask has non-integer values (dtype {mask.dtype}); expected integer "
+            "labels, 0 = background. Save the instance labels, not probabilities."
+        )
     if image_shape is not None and tuple(mask.shape) != tuple(image_shape):
         raise InputError(
             f"{path}: mask shape {mask.shape} differs from its image shape {tuple(image_shape)}. "
             "The mask must be computed on the same image at the same size."
         )
-    values = np.unique(mask)
-    values = values[values > 0]
-    if len(values) == 1 and (n_objects := _n_components(mask > 0)) > 1:
+    values, inverse = np.unique(mask, return_inverse=True)
+    if values.size and values[0] < 0:
+        raise InputError(f"{path}: mask has negative labels; expected 0 = background, 1..N.")
+    positive = values[values > 0]
+    if len(positive) == 1 and (n_objects := _n_components(mask > 0)) > 1:
         raise InputError(
-            f"{path}: mask looks binary (one value, {values[0]}, shared by {n_objects} "
+            f"{path}: mask looks binary (one value, {positive[0]:g}, shared by {n_objects} "
             "separate objects); expected one integer label per nucleus. Label the connected "
             "components first, e.g. skimage.measure.label(mask)."
         )
-    return mask.astype(np.int32)
+    return _compact_labels(mask, values, inverse)
+
+
+def _compact_labels(mask: np.ndarray, values: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """Return the labels as int32; sparse ids (largest above the pixel count) as 1..N.
+
+    Ids are the nuclei's object numbers and are kept when they are at most the number of
+    pixels (always so for 1..N labels). Larger ids (e.g. 10**9, or uint32 ids >= 2**31
+    that int32 cannot hold) would make every per-label table as long as the largest id:
+    they are renumbered 1..N in the order of the ids, 0 staying background.
+    """
+    if not values.size or values[-1] <= mask.size:
+        return mask.astype(np.int32)
+    labels = inverse.reshape(mask.shape) + (0 if values[0] == 0 else 1)
+    return labels.astype(np.int32)
 
 
 def _squeeze(arr: np.ndarray) -> np.ndarray:

@@ -235,31 +235,51 @@ def too_few_nuclei_message(
         Nuclei kept and needed.
     magnification : str, optional
         How to set another magnification, when not by ``filt.pixel_scale`` (e.g. the
-        option of a command that resamples the images).
+        option of a command that resamples the images). Such a command applies the
+        screen's filters as they are: the message then names no filter setting to edit.
 
     Returns
     -------
     str
-        The message.
+        The message: no object at all, too few objects (no filter removed any), or the
+        filter that removed the most and its parameters.
     """
     short = "no nucleus left" if min_nuclei == 1 else f"fewer than {min_nuclei} nuclei"
+    fixed = magnification is not None  # a command: the screen's filters, not to be edited
     n_obj = int(counts["n_objects"].sum()) if len(counts) else 0
     if n_obj == 0:
+        masks_out = (
+            "to segment the nuclei" if fixed else "(empty Metadata_MaskPath) to segment them"
+        )
         return (
             f"{what}: {short} after filtering: the masks contain no object at all. Check "
             "that the masks are label images of these images (0 = background, 1..N = "
-            "nuclei), or leave the masks out (empty Metadata_MaskPath) to segment them."
+            f"nuclei), or leave the masks out {masks_out}."
         )
     removed = {f: int(counts[f"removed_{f}"].sum()) for f in FILTERS}
+    if not any(removed.values()):
+        return (
+            f"{what}: {short} after filtering: only {n_obj} object(s) found, and no filter "
+            f"removed any ({min_nuclei} needed). Use more images, or images with more nuclei."
+        )
     worst = max(removed, key=removed.get)
     params = ", ".join(f"{p}={getattr(filt, p)!r}" for p in FILTER_PARAMETERS[worst])
     detail = ", ".join(f"{f} {n}" for f, n in removed.items() if n)
-    magnification = magnification or (
+    head = (
+        f"{what}: {short} after filtering ({n_kept} kept of {n_obj} objects; removed by "
+        f"filter: {detail}). The {worst!r} filter removed the most"
+    )
+    if fixed:
+        return (
+            f"{head} ({params}: the screen's filters, applied to new images alike, so the "
+            f"nuclei must look as in the screen). For another magnification than 20x, "
+            f"{magnification} Else check that the masks outline these images' nuclei."
+        )
+    magnification = (
         f"set pixel_scale (now {filt.pixel_scale}; e.g. 0.5 for 10x, 2.0 for 40x): area "
         "limits scale with its square."
     )
     return (
-        f"{what}: {short} after filtering ({n_kept} kept of {n_obj} objects; removed by "
-        f"filter: {detail}). The {worst!r} filter removed the most: change "
-        f"NucleusFilter({params}), or, for another magnification than 20x, {magnification}"
+        f"{head}: change NucleusFilter({params}), or, for another magnification than 20x, "
+        f"{magnification}"
     )

@@ -12,6 +12,7 @@ import pandas as pd
 
 from i2r_utils.columns import CONTROL
 from i2r_utils.io import InputError, write_table
+from i2r_utils.names import check_output_dir
 
 from .cpg import (
     CPG_BUCKET,
@@ -131,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     progress = not args.quiet
     try:
+        if args.source != "layout":
+            check_output_dir(args.dest, "--dest")  # before any network access
         if args.source == "demo":
             table, out = _fetch_demo(args, progress)
         elif args.source == "layout":

@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from i2r_utils.io import InputError
+from i2r_utils.names import ensure_inside, safe_name
 
 from .platemap import (
     DEFAULT_CHANNEL_MAP,
@@ -135,6 +136,8 @@ def _plate_folders(
         folders += [
             cp["Prefix"][len(parent) :].rstrip("/") for cp in page.get("CommonPrefixes", [])
         ]
+    where = f"plate folder of s3://{bucket}/{parent}"
+    folders = [f for f in folders if f]  # an empty "folder" (a key ending in //) is no plate
     if plates is None:
         selected = [(f.split("__")[0], f) for f in folders]
     else:
@@ -152,6 +155,9 @@ def _plate_folders(
         raise InputError(
             f"No plate folders under s3://{bucket}/{parent}; check `prefix` and `batch`"
         )
+    for plate, folder in selected:  # remote names become local folders and metadata
+        safe_name(folder, where)
+        safe_name(plate, f"plate of the {where}")
     return selected
 
 
@@ -202,14 +208,14 @@ def _load_platemap(dataset: CpgDataset, client: Any, dest_dir: Path, **kw: Any) 
     key = str(platemap)
     from botocore.exceptions import ClientError
 
+    local = dest_dir / "platemaps" / safe_name(key.rsplit("/", 1)[-1], "plate map file name")
     try:
         head = client.head_object(Bucket=dataset.bucket, Key=key)
     except ClientError as exc:
-        raise FileNotFoundError(
+        raise InputError(
             f"Plate map {key!r} is neither a local file nor an object of s3://{dataset.bucket} "
-            f"({exc}). Pass the path of a local plate map, a DataFrame, or the object key."
-        ) from exc
-    local = dest_dir / "platemaps" / key.rsplit("/", 1)[-1]
+            f"({exc}). Pass the path of a local plate map (--platemap FILE) or the object key."
+        ) from None
     size, etag = int(head["ContentLength"]), head.get("ETag")
     download_object(client, dataset.bucket, key, local, size, etag, **kw)
     return read_platemap(local)
@@ -297,23 +303,24 @@ def plan_cpg_images(
     Raises
     ------
     InputError
-        ``{plate}`` missing from the prefix, a requested plate has no folder, no image matched
-        the file name patterns and channel, none of `genes` has images, or listing failed.
-    FileNotFoundError
-        The plate map is neither a local file nor an object of the bucket.
+        ``{plate}`` missing from the prefix, a requested plate has no folder, a plate folder
+        name or an object key would write outside `dest_dir` (``..``, ``/``), no image
+        matched the file name patterns and channel, none of `genes` has images, the plate
+        map is neither a local file nor an object of the bucket, or listing failed.
     """
     dest_dir = Path(dest_dir)
     parent, tail = _split_prefix(dataset)
     selected = _plate_folders(client, dataset.bucket, parent, plates)
     listing = _list_objects(client, dataset.bucket, parent, tail, selected)
     images = _select_images(listing, dataset, channel, sites)
-    platemap_df = _load_platemap(dataset, client, dest_dir, **download_kwargs)
-    images = _assign_genes(images, platemap_df, genes, dataset)
     images["_path"] = [
-        dest_dir / folder / rel
-        for folder, rel in zip(images["_folder"], images["_rel"], strict=True)
-    ]
-    return images
+        ensure_inside(dest_dir, dest_dir / folder / rel, f"object key {key!r}")
+        for folder, rel, key in zip(
+            images["_folder"], images["_rel"], images["Metadata_ObjectKey"], strict=True
+        )
+    ]  # every key checked before the plate map or an image is written
+    platemap_df = _load_platemap(dataset, client, dest_dir, **download_kwargs)
+    return _assign_genes(images, platemap_df, genes, dataset)
 
 
 def download_cpg_images(
@@ -417,8 +424,6 @@ def fetch_cpg_images(
     ------
     InputError
         No gene given, or see :func:`plan_cpg_images`; a download failed or did not verify.
-    FileNotFoundError
-        The plate map is neither a local file nor an object of the bucket.
     """
     genes = [genes] if isinstance(genes, str) else list(genes)
     if not genes:

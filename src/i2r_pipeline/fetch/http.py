@@ -26,6 +26,7 @@ from .partfile import (
     checksum_mismatches,
     commit_part,
     expected_checksums,
+    new_folders,
     part_path,
     wait_before_retry,
 )
@@ -123,22 +124,21 @@ def download(
     if scheme not in ("http", "https"):
         raise InputError(f"download() only fetches http(s) URLs, got {url!r}")
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     expected = expected_checksums(sha256, md5)
-    if _existing_is_complete(dest, expected, url):
-        return dest
-
-    part = part_path(dest)
-    options = {"chunk_size": chunk_size, "progress": progress, "timeout": timeout}
-    _fetch_with_retries(url, part, retries, backoff, **options)
-    bad = checksum_mismatches(part, expected)
-    if not expected:
-        logger.info(
-            "Downloaded %s without verification; its sha256 is %s (pass sha256=... to pin it)",
-            dest,
-            file_digest(part, "sha256"),
-        )
-    commit_part(part, dest, bad, url, fix=_MISMATCH_FIX)
+    with new_folders(dest.parent):  # removed again when nothing was received
+        if _existing_is_complete(dest, expected, url):
+            return dest
+        part = part_path(dest)
+        options = {"chunk_size": chunk_size, "progress": progress, "timeout": timeout}
+        _fetch_with_retries(url, part, retries, backoff, **options)
+        bad = checksum_mismatches(part, expected)
+        if not expected:
+            logger.info(
+                "Downloaded %s without verification; its sha256 is %s (pass sha256=... to pin it)",
+                dest,
+                file_digest(part, "sha256"),
+            )
+        commit_part(part, dest, bad, url, fix=_MISMATCH_FIX)
     return dest
 
 

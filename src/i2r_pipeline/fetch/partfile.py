@@ -9,11 +9,12 @@ one is removed on failure, which would throw the resumable bytes away.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from i2r_utils.io import InputError, file_digest
@@ -24,6 +25,7 @@ __all__ = [
     "checksum_mismatches",
     "commit_part",
     "expected_checksums",
+    "new_folders",
     "part_path",
     "wait_before_retry",
 ]
@@ -165,7 +167,8 @@ def wait_before_retry(
     backoff : float
         Seconds before the first retry.
     part : pathlib.Path
-        The partial file, kept for the next run.
+        The partial file, kept for the next run when it holds bytes (an empty one is
+        removed; the message says which).
     hint : str, optional
         Further advice appended to the error message.
 
@@ -175,9 +178,15 @@ def wait_before_retry(
         All retries failed (chained to `exc`).
     """
     if attempt > retries:
+        size = part.stat().st_size if part.is_file() else 0
+        if size:
+            kept = f"The partial file {part} ({size} bytes) was kept: rerun to resume{hint}."
+        else:
+            part.unlink(missing_ok=True)
+            kept = f"Nothing was received or kept: rerun once the source can be reached{hint}."
         raise InputError(
             f"Could not download {source} after {retries + 1} attempts (last error: {exc!r}). "
-            f"The partial file {part} was kept: rerun to resume{hint}."
+            + kept
         ) from exc
     delay = backoff * 2 ** (attempt - 1)
     logger.warning(
@@ -189,3 +198,47 @@ def wait_before_retry(
         delay,
     )
     time.sleep(delay)
+
+
+@contextlib.contextmanager
+def new_folders(folder: Path) -> Iterator[Path]:
+    """Create ``folder`` (and its parents); remove the ones made here if the block fails empty.
+
+    A failed download then leaves no empty destination folder behind; one that holds a
+    partial file (to resume) stays.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The folder to create.
+
+    Yields
+    ------
+    pathlib.Path
+        ``folder``.
+
+    Raises
+    ------
+    InputError
+        The folder cannot be created (a file is in the way, no permission).
+    """
+    missing, up = [], folder.absolute()
+    while not up.exists() and up != up.parent:
+        missing.append(up)
+        up = up.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the folder {folder} ({exc.strerror}); is a file in the way? Pass "
+            "another destination."
+        ) from None
+    try:
+        yield folder
+    except BaseException:
+        for made in missing:  # deepest first; stops at the first one that is not empty
+            try:
+                made.rmdir()
+            except OSError:
+                break
+        raise

@@ -13,7 +13,13 @@ from tqdm import tqdm
 
 from i2r_utils.io import InputError
 
-from .partfile import checksum_mismatches, commit_part, part_path, wait_before_retry
+from .partfile import (
+    checksum_mismatches,
+    commit_part,
+    new_folders,
+    part_path,
+    wait_before_retry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -269,12 +275,14 @@ def download_object(
     if _existing_is_complete(dest, size, expected, source):
         _advance(bar, size)
         return False
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = part_path(dest)
-    _fetch_with_retries(client, bucket, key, part, size, etag, bar, chunk_size, retries, backoff)
-    got_size = part.stat().st_size
-    bad = [("size", str(size), str(got_size))] if got_size != size else []
-    bad = bad or checksum_mismatches(part, expected)
-    note = " (the ETag is the md5 of objects uploaded in one part)"
-    commit_part(part, dest, bad, source, note=note)
+    with new_folders(dest.parent):  # removed again when nothing was received
+        part = part_path(dest)
+        _fetch_with_retries(
+            client, bucket, key, part, size, etag, bar, chunk_size, retries, backoff
+        )
+        got_size = part.stat().st_size
+        bad = [("size", str(size), str(got_size))] if got_size != size else []
+        bad = bad or checksum_mismatches(part, expected)
+        note = " (the ETag is the md5 of objects uploaded in one part)"
+        commit_part(part, dest, bad, source, note=note)
     return True
