@@ -311,3 +311,19 @@ def test_the_real_screen_has_one_plate_layout(shared_data):
     shifted = pm.assign(gene_name=np.roll(pm["gene_name"].to_numpy(), 1))
     with pytest.raises(InputError, match="Metadata_gene_name of .* differs"):
         merge_plate_profiles(tables, shifted)
+
+
+def test_data_cpg_profiles_command(moto_url, profiles_bucket, tmp_path, capsys):
+    """``run_all.py data cpg-profiles`` fetches, merges and names the command that evaluates."""
+    from i2r_pipeline.fetch.cli import main as data_main
+
+    bucket, _ = profiles_bucket
+    dest = tmp_path / "profiles"
+    argv = ["cpg-profiles", "--dest", str(dest), "--plates", "41744,41755", "--bucket", bucket,
+            "--endpoint-url", moto_url, "--quiet"]  # fmt: skip
+    assert data_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "16 wells of 2 plates, 3 features" in out and "--dataset rohban_profiles" in out
+    assert len(load_cpg_profiles(dest)) == 14
+    assert data_main([*argv[:-1], "--plates", "../x"]) == 1  # a plate name that is a path
+    assert "error" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Command line of ``python3 run_all.py data {demo,cpg,layout} ...``."""
+"""Command line of ``python3 run_all.py data {demo,cpg,cpg-profiles,layout} ...``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from i2r_utils.columns import CONTROL
+from i2r_utils.cpg_profiles import CPG_PROFILES_FILE
 from i2r_utils.io import InputError, write_table
 from i2r_utils.names import check_output_dir
 
@@ -22,6 +23,7 @@ from .cpg import (
     fetch_cpg_images,
     screen_metadata,
 )
+from .cpg_profiles import PROFILE_STAGES, ROHBAN_PROFILE_STAGE, fetch_cpg_profiles
 from .image2reg import (
     IMAGE2REG_DEMO_BASE_URL,
     IMAGE2REG_DEMO_DOI,
@@ -43,7 +45,9 @@ def _build_parser() -> argparse.ArgumentParser:
             "corrupt fetch to repair it."
         ),
     )
-    sub = parser.add_subparsers(dest="source", required=True, metavar="{demo,cpg,layout}")
+    sub = parser.add_subparsers(
+        dest="source", required=True, metavar="{demo,cpg,cpg-profiles,layout}"
+    )
     demo = sub.add_parser("demo", help="the Image2Reg demo archive (Zenodo)")
     demo.add_argument("--dest", default="data/image2reg_demo", help="destination folder")
     demo.add_argument("--md5", help="expected md5 of the archive (as shown on Zenodo)")
@@ -53,16 +57,32 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-keep-archive", action="store_true", help="delete the archive after")
     cpg = sub.add_parser("cpg", help="Rohban et al. 2017 images (Cell Painting Gallery, S3)")
     cpg.add_argument("--dest", default="data/rohban2017", help="destination folder")
-    cpg.add_argument("--genes", required=True, help="comma-separated genes, e.g. BRAF,JUN")
+    cpg.add_argument(
+        "--genes",
+        required=True,
+        help="comma-separated plate-map genes, e.g. BRAF,JUN,EMPTY (controls: LacZ, "
+        "Luciferase, eGFP)",
+    )
     cpg.add_argument("--plates", help=f"comma-separated plates (default all of {ROHBAN_PLATES})")
     cpg.add_argument("--sites", help="comma-separated fields of view (default all)")
     cpg.add_argument("--channel", default="DNA", help="stain name or channel token")
     cpg.add_argument("--bucket", default=CPG_BUCKET, help="S3 bucket")
     cpg.add_argument("--endpoint-url", help="S3 endpoint (default AWS)")
     cpg.add_argument("--platemap", default=ROHBAN_PLATEMAP_KEY, help="plate map key or file")
+    prof = sub.add_parser("cpg-profiles", help="Rohban et al. 2017 well profiles (cpg0017, S3)")
+    prof.add_argument("--dest", default="data/real/cpg0017_profiles", help="destination folder")
+    prof.add_argument("--plates", help=f"comma-separated plates (default all of {ROHBAN_PLATES})")
+    prof.add_argument(
+        "--stage",
+        default=ROHBAN_PROFILE_STAGE,
+        help=f"profiling-recipe stage, one of {PROFILE_STAGES} ('' = raw aggregate)",
+    )
+    prof.add_argument("--bucket", default=CPG_BUCKET, help="S3 bucket")
+    prof.add_argument("--endpoint-url", help="S3 endpoint (default AWS)")
+    prof.add_argument("--platemap", default=ROHBAN_PLATEMAP_KEY, help="plate map key or file")
     layout = sub.add_parser("layout", help="index an unpacked Image2Reg demo folder")
     layout.add_argument("--root", default="data/image2reg_demo", help="folder with test_data/")
-    for p in (demo, cpg, layout):
+    for p in (demo, cpg, prof, layout):
         p.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -107,6 +127,25 @@ def _fetch_cpg(args: argparse.Namespace, progress: bool) -> tuple[pd.DataFrame, 
     return table, dest / "images.csv"
 
 
+def _fetch_profiles(args: argparse.Namespace, progress: bool) -> None:
+    """Fetch the per-well profiles; they write their own table and manifest."""
+    table = fetch_cpg_profiles(
+        args.dest,
+        plates=_csv_list(args.plates) or ROHBAN_PLATES,
+        bucket=args.bucket,
+        endpoint_url=args.endpoint_url,
+        stage=args.stage,
+        platemap=args.platemap,
+        progress=progress,
+    )
+    n_feat = sum(not c.startswith("Metadata_") for c in table.columns)
+    print(
+        f"{len(table)} wells of {table['Metadata_Plate'].nunique()} plates, {n_feat} features: "
+        f"{Path(args.dest) / CPG_PROFILES_FILE}; evaluate them with `python3 run_all.py "
+        f"--dataset rohban_profiles --data-dir {args.dest}`"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point of ``python3 run_all.py data {demo,cpg,layout} ...``.
 
@@ -116,7 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``<dest>/images.csv`` (plate, well, site, gene, path, object key) and the screen table
     ``<dest>/metadata.csv`` (paths relative to ``--dest``, no masks: the nuclei are
     segmented), so ``python3 run_all.py --data-dir <dest>`` runs on it; ``layout`` only
-    (re)writes the index of an unpacked demo folder. Tables are written atomically.
+    (re)writes the index of an unpacked demo folder; ``cpg-profiles`` downloads the per-well
+    profiles of the screen (cpg0017) into ``--dest`` and writes their merged table
+    (:func:`~i2r_pipeline.fetch.cpg_profiles.fetch_cpg_profiles`). Tables are written
+    atomically.
 
     Parameters
     ----------
@@ -138,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             table, out = _fetch_demo(args, progress)
         elif args.source == "layout":
             table, out = read_image2reg_layout(args.root), Path(args.root) / "images.csv"
+        elif args.source == "cpg-profiles":
+            _fetch_profiles(args, progress)
+            return 0
         else:
             table, out = _fetch_cpg(args, progress)
     except (InputError, ValueError) as exc:

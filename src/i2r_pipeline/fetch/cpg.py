@@ -394,8 +394,9 @@ def fetch_cpg_images(
     dest_dir : str or os.PathLike
         Where the images (and the downloaded plate map, under ``platemaps/``) go.
     genes : str or iterable of str
-        Genes (plate-map values, e.g. ``"BRAF"``, controls ``"LacZ"``, ``"Luciferase"``,
-        ``"EMPTY"``) whose wells are fetched.
+        Genes (plate-map ``gene_name`` values, e.g. ``"BRAF"``; controls ``"LacZ"``,
+        ``"Luciferase"``, ``"eGFP"`` (role CTRL) and the untreated ``"EMPTY"`` wells) whose
+        wells are fetched. Names are the screen's own (``MEK1`` for MAP2K1 S218D/S222D).
     plates : iterable of str, optional
         Plate barcodes; ``None`` takes every plate folder found.
     channel : str, default "DNA"

@@ -1,4 +1,9 @@
-"""The Image2Reg demo data on Zenodo (DOI ``10.5281/zenodo.8354979``) and its folder layout.
+"""The Image2Reg demo data on Zenodo (record 8360327, DOI ``10.5281/zenodo.8360327``), its layout.
+
+The README of uhlerlab/image2reg names DOI 10.5281/zenodo.8354979, the record of ``demo.zip``
+(layout ``demo/<GENE>/images/{raw,unet_masks}``); the authors' demo script
+(``image2reg_demo_new_data.sh``) downloads ``test_data.zip`` from record 8360327 since their
+commit c1d9b73 ("updated doi"). This module fetches what the script fetches.
 
 One zip archive with the layout ``test_data/sample_data/<GENE>/{raw,unet_masks}/...`` and
 ``test_data/UNKNOWN/images/{raw,unet_masks}/plate/...``.
@@ -30,9 +35,9 @@ __all__ = [
 ]
 
 #: DOI of the Zenodo record with the Image2Reg demo data.
-IMAGE2REG_DEMO_DOI = "10.5281/zenodo.8354979"
+IMAGE2REG_DEMO_DOI = "10.5281/zenodo.8360327"
 #: Base URL of the files of that record; ``<base>/<filename>`` is the download link.
-IMAGE2REG_DEMO_BASE_URL = "https://zenodo.org/records/8354979/files"
+IMAGE2REG_DEMO_BASE_URL = "https://zenodo.org/records/8360327/files"
 #: The archive of the demo data in that record.
 IMAGE2REG_DEMO_FILENAME = "test_data.zip"
 
@@ -47,7 +52,7 @@ def fetch_image2reg_demo(
     keep_archive: bool = True,
     **download_kwargs: Any,
 ) -> Path:
-    """Download and unpack the Image2Reg demo data from Zenodo (DOI 10.5281/zenodo.8354979).
+    """Download and unpack the Image2Reg demo data from Zenodo (DOI 10.5281/zenodo.8360327).
 
     Downloads ``<base_url>/<filename>`` to ``dest_dir/<filename>`` with
     :func:`~i2r_pipeline.fetch.http.download` and unpacks it into `dest_dir` with
@@ -56,7 +61,7 @@ def fetch_image2reg_demo(
     nothing (no network access).
 
     No checksum is built in because none could be verified when this was written: pass the
-    one shown on the Zenodo record page (https://doi.org/10.5281/zenodo.8354979, "md5:...")
+    one shown on the Zenodo record page (https://doi.org/10.5281/zenodo.8360327, "md5:...")
     as `md5` (or a sha256 you computed) to have the download verified. Without one the sha256
     of the downloaded archive is logged so that it can be pinned.
 
