@@ -29,8 +29,10 @@ def test_truncated_crop_counts_only_the_pixels_inside():
 def test_screen_like_nuclei_give_no_warning_and_outliers_do():
     rng = np.random.default_rng(0)
     reference = pd.DataFrame({"area": rng.normal(900, 150, 2000),
-                              "signal": rng.uniform(0.2, 0.6, 2000)})  # fmt: skip
-    same = pd.DataFrame({"area": rng.normal(900, 150, 200), "signal": rng.uniform(0.2, 0.6, 200)})
+                              "signal": rng.uniform(0.2, 0.6, 2000),
+                              "detail": rng.normal(0.11, 0.01, 2000)})  # fmt: skip
+    same = pd.DataFrame({"area": rng.normal(900, 150, 200), "signal": rng.uniform(0.2, 0.6, 200),
+                         "detail": rng.normal(0.11, 0.01, 200)})  # fmt: skip
     ok = check_domain(same, reference)
     assert ok["warnings"] == [] and ok["area"]["fraction_outside"] < 0.1
     small = same.assign(area=same["area"] / 4)  # a 10x image passed without --pixel-scale 0.5
@@ -39,3 +41,21 @@ def test_screen_like_nuclei_give_no_warning_and_outliers_do():
     assert "below" in bad["warnings"][0] and bad["area"]["fraction_outside"] > 0.9
     dark = same.assign(signal=0.0)
     assert "DNA stain" in check_domain(dark, reference)["warnings"][0]
+
+
+def test_blurred_crops_have_less_detail():
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:32, :32]
+    disk = ((yy - 16) ** 2 + (xx - 16) ** 2 <= 10**2).astype(float)
+    sharp = disk * rng.uniform(0.3, 0.9, (20, 32, 32))  # speckled chromatin
+    from scipy import ndimage as ndi
+
+    blurred = np.stack([ndi.uniform_filter(c, 2) * disk for c in sharp])  # 2x2 mean, masked
+    area = np.full(20, disk.sum())
+    s, b = nucleus_stats(sharp, area), nucleus_stats(blurred, area)
+    assert (b["detail"] < 0.7 * s["detail"]).all()
+    out = check_domain(b, s)
+    assert out["detail"]["fraction_outside"] > 0.9
+    assert any("less fine detail" in w for w in out["warnings"])
+    tiny = nucleus_stats(np.ones((1, 4, 4)), [16])  # too small to erode: no detail, no warning
+    assert np.isnan(tiny["detail"].iloc[0])

@@ -2,10 +2,11 @@
 
 New-target mode translates images that were never part of the screen. Their nuclei are
 resampled to the screen's pixel scale and cut and scaled as the screen's were, so a user's
-bit depth, exposure and magnification should not matter; what remains can still differ:
-nuclei much smaller or larger than the screen's (a wrong ``--pixel-scale``), or crops without
-DNA signal (the wrong channel, masks that do not belong to the image, an empty image). Two
-numbers per nucleus describe this, measured on the crops exactly as the encoder gets them:
+bit depth and exposure should not matter; what remains can still differ: nuclei much
+smaller or larger than the screen's (a wrong ``--pixel-scale``), crops without DNA signal
+(the wrong channel, masks that do not belong to the image, an empty image), or less fine
+detail than the screen's (images of lower resolution resampled up). Three numbers per nucleus
+describe this, measured on the crops exactly as the encoder gets them:
 
 ``area``
     Nucleus area in pixels at the screen's scale (``Metadata_Area`` of the object table).
@@ -14,6 +15,12 @@ numbers per nucleus describe this, measured on the crops exactly as the encoder 
     the crop (crops are masked, 0 outside the nucleus). With the screen's per-image scaling
     it is the nucleus' DNA intensity relative to its field; with per-crop min-max scaling
     its mean relative to its own range. 0 for a nucleus without signal.
+``detail``
+    Fine detail: the mean absolute Laplacian of the crop over the nucleus eroded by 2 px (so
+    the mask's edge does not count), divided by its mean intensity there. Binned, blurred,
+    out-of-focus or low-magnification images upsampled to the screen's scale have less
+    (2x2-binned copies of the screen's fields: about a third), and their texture features
+    and encoder embeddings differ from the screen's. NaN for a nucleus too small to erode.
 
 :func:`reference_stats` draws them for a sample of the screen's nuclei,
 :func:`check_domain` compares a new target's nuclei with the screen's central range.
@@ -32,6 +39,7 @@ import os
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage as ndi
 
 from .artifacts import artifact
 from .io import read_table
@@ -40,11 +48,11 @@ from .nuclei import load_crops
 __all__ = ["DOMAIN_STATS", "nucleus_stats", "reference_stats", "check_domain"]
 
 #: The per-nucleus numbers compared with the screen's.
-DOMAIN_STATS: tuple[str, ...] = ("area", "signal")
+DOMAIN_STATS: tuple[str, ...] = ("area", "signal", "detail")
 
 
 def nucleus_stats(crops: np.ndarray, areas) -> pd.DataFrame:
-    """Area and crop signal of each nucleus.
+    """Area, crop signal and fine detail of each nucleus.
 
     Parameters
     ----------
@@ -64,7 +72,12 @@ def nucleus_stats(crops: np.ndarray, areas) -> pd.DataFrame:
         raise ValueError(f"expected (n, h, w) crops and n areas, got {crops.shape}, {areas.shape}")
     inside = np.minimum(areas, crops.shape[1] * crops.shape[2])  # a truncated crop
     signal = crops.reshape(len(crops), -1).sum(axis=1) / np.maximum(inside, 1.0)
-    return pd.DataFrame({"area": areas, "signal": signal})
+    detail = np.full(len(crops), np.nan)
+    for i, crop in enumerate(crops):
+        core = ndi.binary_erosion(crop > 0, iterations=2)
+        if core.sum() >= 10 and crop[core].mean() > 0:
+            detail[i] = np.abs(ndi.laplace(crop))[core].mean() / crop[core].mean()
+    return pd.DataFrame({"area": areas, "signal": signal, "detail": detail})
 
 
 def reference_stats(work_dir: str | os.PathLike, n: int = 4000, seed: int = 0) -> pd.DataFrame:
@@ -122,12 +135,16 @@ def check_domain(
     hints = {
         "area": "check --pixel-scale (the images' magnification relative to the screen's 20x)",
         "signal": "check that the images are the DNA stain and that the masks belong to them",
+        "detail": "the images have less fine detail than the screen's (lower resolution, "
+        "binning, blur or focus); use images at the screen's resolution if you have them",
     }
     for name in DOMAIN_STATS:
-        lo, hi = (float(v) for v in np.quantile(reference[name], quantiles))
-        values = stats[name].to_numpy(float)
+        ref = reference[name].dropna()
+        lo, hi = (float(v) for v in np.quantile(ref, quantiles))
+        values = stats[name].dropna().to_numpy(float)
         outside = float(np.mean((values < lo) | (values > hi))) if len(values) else 0.0
-        med, ref_med = float(np.median(values)), float(np.median(reference[name]))
+        med = float(np.median(values)) if len(values) else float("nan")
+        ref_med = float(np.median(ref))
         out[name] = {"screen_range": [lo, hi], "median": med, "screen_median": ref_med,
                      "fraction_outside": outside}  # fmt: skip
         if outside > max_outside:
