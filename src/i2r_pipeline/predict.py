@@ -307,8 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print("The 10 most likely over-expressed genes:")
     print(format_top10(ranking))
-    for warning in info.get("domain", {}).get("warnings", []):
-        print(f"warning: {warning}")
+    if info.get("domain", {}).get("warnings"):
+        print(
+            "warning: these nuclei differ from the screen's (see the warnings above; "
+            f"'domain' in {artifact(out, 'prediction_info')}): read the ranking with care."
+        )
     print(
         f"Full ranking: {artifact(out, 'prediction_ranking')}; per-image report: "
         f"{artifact(out, 'prediction_images')}"
