@@ -73,6 +73,12 @@ def test_command_line_dry_run_and_misuse(tmp_path, shared_data, capsys):
         cli.main([*args, "--stages", "00"], root=ROOT)
     with pytest.raises(SystemExit):  # argparse: not a registered data set
         cli.main(["--dataset", "nope"], root=ROOT)
+    partial = tmp_path / "partial.yaml"  # a partial config overlays the defaults, as for the job
+    partial.write_text("seed: 3\n")
+    assert cli.main([*args, "--config", str(partial), "--dry-run"], root=ROOT) == 0
+    partial.write_text("seed: -1\n")
+    with pytest.raises(SystemExit, match="seed = -1"):
+        cli.main([*args, "--config", str(partial), "--dry-run"], root=ROOT)
 
 
 @pytest.mark.smoke

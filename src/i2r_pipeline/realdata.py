@@ -16,7 +16,7 @@ from .config import validate_config
 from .datasets import Dataset, data_folder, dataset_named
 from .executor import LocalExecutor, Unit, is_complete
 from .notebooks import declared_parameters, to_ipynb
-from .pipeline import load_config
+from .pipeline import load_run_config
 
 __all__ = ["dataset_unit", "run_dataset", "dataset_job"]
 
@@ -117,7 +117,7 @@ def dataset_job(args, root: Path) -> int:
         raise PipelineError(
             "--dataset runs one notebook; drop --stages, --conditions and --all-conditions."
         )
-    cfg = load_config(Path(args.config))
+    cfg = load_run_config(args.config, root / "config" / "default.yaml")  # as the main job
     if args.seed is not None:
         cfg["seed"] = args.seed
     validate_config(cfg)
