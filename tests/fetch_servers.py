@@ -252,3 +252,15 @@ def make_cpg_bucket(moto_url: str) -> str:
         Bucket=bucket, Key=ROHBAN_PLATEMAP_KEY, Body=PLATEMAP_TSV.encode(), ACL="public-read"
     )
     return bucket
+
+
+def client_with_log(moto_url: str):
+    """An S3 client of the local server and the list of its GetObject calls' parameters."""
+    from i2r_pipeline.fetch.s3 import make_s3_client
+
+    client = make_s3_client(moto_url)
+    calls = []
+    client.meta.events.register(
+        "provide-client-params.s3.GetObject", lambda params, **kw: calls.append(dict(params))
+    )
+    return client, calls

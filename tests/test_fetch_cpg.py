@@ -11,6 +11,7 @@ from fetch_servers import (
     IMG_PREFIX,
     LOCAL,
     PLATEMAP_TSV,
+    client_with_log,
     closed_port,
     object_bytes,
 )
@@ -25,15 +26,6 @@ from i2r_pipeline.fetch.s3 import make_s3_client
 from i2r_utils.io import InputError
 
 pytestmark = pytest.mark.usefixtures("no_real_aws")  # fixtures: tests/conftest.py
-
-
-def _client_with_log(moto_url):
-    client = make_s3_client(moto_url)
-    calls = []
-    client.meta.events.register(
-        "provide-client-params.s3.GetObject", lambda params, **kw: calls.append(dict(params))
-    )
-    return client, calls
 
 
 def test_fetch_cpg_images_end_to_end(moto_url, cpg_bucket, tmp_path):
@@ -68,7 +60,7 @@ def test_fetch_cpg_images_end_to_end(moto_url, cpg_bucket, tmp_path):
     assert (dest / "platemaps" / "TAORF_REFERENCE_SET.txt").exists()
 
     # rerun: everything verified on disk, nothing downloaded
-    client, calls = _client_with_log(moto_url)
+    client, calls = client_with_log(moto_url)
     df2 = fetch_cpg_images(
         dest, genes=genes, plates=plates, dataset=dataset, client=client, progress=False
     )
@@ -100,7 +92,7 @@ def test_fetch_cpg_images_end_to_end(moto_url, cpg_bucket, tmp_path):
 
 
 def test_plan_cpg_images_downloads_no_image(moto_url, cpg_bucket, tmp_path):
-    client, calls = _client_with_log(moto_url)
+    client, calls = client_with_log(moto_url)
     dataset = replace(ROHBAN_2017, bucket=cpg_bucket)
     plan = plan_cpg_images(client, tmp_path, ["EIF2A"], plates=["41744"], dataset=dataset)
     assert plan["Metadata_Well"].tolist() == ["B03", "B03"]

@@ -18,7 +18,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from fetch_servers import LOCAL, closed_port
+from fetch_servers import LOCAL, client_with_log, closed_port
 
 from i2r_pipeline.fetch.cpg import ROHBAN_BATCH, ROHBAN_PLATEMAP_KEY
 from i2r_pipeline.fetch.cpg_profiles import (
@@ -28,7 +28,6 @@ from i2r_pipeline.fetch.cpg_profiles import (
     merge_plate_profiles,
     profile_plan,
 )
-from i2r_pipeline.fetch.s3 import make_s3_client
 from i2r_utils.cpg_profiles import CPG_PROFILES_FILE, load_cpg_profiles
 from i2r_utils.io import InputError
 from i2r_utils.realprofiles import CONTROL
@@ -103,15 +102,6 @@ def profiles_bucket(moto_url):
     return bucket, objects
 
 
-def _client_with_log(moto_url):
-    client = make_s3_client(moto_url)
-    calls = []
-    client.meta.events.register(
-        "provide-client-params.s3.GetObject", lambda params, **kw: calls.append(dict(params))
-    )
-    return client, calls
-
-
 def test_fetch_cpg_profiles_end_to_end(moto_url, profiles_bucket, tmp_path):
     bucket, objects = profiles_bucket
     dest = tmp_path / "cpg0017_profiles"
@@ -172,7 +162,7 @@ def test_rerun_fetches_nothing_and_repairs_a_corrupt_file(moto_url, profiles_buc
     dest = tmp_path / "p"
     kw = {"bucket": bucket, "progress": False, "backoff": 0.01}
     fetch_cpg_profiles(dest, ["41744", "41754"], endpoint_url=moto_url, **kw)
-    client, calls = _client_with_log(moto_url)
+    client, calls = client_with_log(moto_url)
     fetch_cpg_profiles(dest, ["41744", "41754"], client=client, **kw)
     assert calls == []  # complete, verified files are kept
     path = dest / "41754" / f"41754_{STAGE}.csv.gz"
@@ -191,7 +181,7 @@ def test_an_interrupted_download_is_resumed(moto_url, profiles_bucket, tmp_path)
     part = dest / "41744" / f"41744_{STAGE}.csv.gz.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(body[:100])
-    client, calls = _client_with_log(moto_url)
+    client, calls = client_with_log(moto_url)
     fetch_cpg_profiles(dest, ["41744"], bucket=bucket, client=client, progress=False)
     profile_gets = [c for c in calls if c["Key"].endswith(".csv.gz")]
     assert [c.get("Range") for c in profile_gets] == ["bytes=100-"]
