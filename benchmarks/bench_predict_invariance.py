@@ -92,7 +92,8 @@ def run_variant(args, name: str, fold: int, rows: pd.DataFrame) -> dict:
     with contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
         rc = predict.main(argv)
     text = buf_out.getvalue() + buf_err.getvalue()
-    warnings = [ln for ln in text.splitlines() if ln.startswith(("warning:", "run_all.py"))]
+    lines = text.splitlines()
+    warnings = list(dict.fromkeys(ln for ln in lines if ln.startswith(("warning:", "run_all.py"))))
     row = {"variant": name, "pixel_scale": scale, "exit": rc, "messages": " | ".join(warnings)}
     if rc == 0:
         ranking = pd.read_csv(artifact(dest, "prediction_ranking"))

@@ -22,6 +22,8 @@ out_dir = "../results/tiny/new_target"  # where the outputs go
 fold = 0  # fold whose encoder, sphering and profile space are used
 exclude_condition = ""  # screen condition left out of the translation's training set
 pixel_scale = 1.0  # linear pixel scale of the images relative to the screen's (0.5 for 10x)
+match_resolution = True  # pixel_scale < 1: train the translation on the screen seen at that scale
+screen_dir = ""  # the screen's data folder ("": the one the main job's manifests record)
 on_error = "stop"  # a bad image stops the run ("stop") or is reported and skipped ("skip")
 min_nuclei = 2  # fewest nuclei in all images together
 segmentation = "unet_tta"  # images without masks: unet_tta | unet | classical
@@ -62,6 +64,7 @@ from i2r_utils.nucleus_filter import too_few_nuclei_message
 from i2r_utils.preprocessing import read_preprocessing, stored_crops
 from i2r_utils.profiles import (
     aggregate,
+    build_profiles,
     combine_representation,
     load_sphering,
     nucleus_means,
@@ -69,6 +72,7 @@ from i2r_utils.profiles import (
 )
 from i2r_utils.progress import tqdm
 from i2r_utils.ranking import normalise_embeddings
+from i2r_utils.reference import degraded_nuclei, screen_folder
 from i2r_utils.unet_training import load_trained_unet
 
 # %% [markdown]
@@ -233,16 +237,74 @@ if used["n_nuclei"].sum() < min_nuclei:
 report
 
 # %% [markdown]
-# ## Do these nuclei look like the screen's?
-# The encoder and the translation only know the screen's nuclei. Two numbers per nucleus,
-# measured on the crops the encoder gets (`i2r_utils.domain`): its area at the screen's
-# scale and its mean crop intensity (`signal`). When more than a quarter of the new
-# nuclei fall outside the central 98 % of a sample of the screen's nuclei, a warning says
-# which number and what to check; the answer is still written, with the comparison in
-# `prediction.json` (`domain`).
+# ## The screen at your images' resolution (`pixel_scale < 1`)
+# Images with larger pixels than the screen's (binning, a 10x objective) were resampled to
+# the screen's scale above, but resampling cannot restore detail that was never recorded:
+# their outlines and texture differ from the screen's sharp nuclei, and a translation
+# trained on the screen's profiles ranks them badly. With `match_resolution` the screen's
+# own images of the training conditions and the control are recorded as such a camera would
+# have recorded them (`i2r_utils.reference.degrade`: the mean of every block of pixels for a
+# whole-number factor, as binning does), taken through the same steps as the new images
+# (resampled back, filtered, cut, measured, embedded by the same encoder), and profiled and
+# sphered on their control wells as notebook 05 profiles the screen. The translation below
+# is then trained on those profiles, and the new target is sphered with their transforms.
+# The encoder is not retrained. This takes a minute or two on a CPU.
 
 # %%
-domain = check_domain(pd.concat(stats, ignore_index=True), reference_stats(results_dir))
+reference_sphering, reference_profiles, reference_info = {}, {}, None
+if match_resolution and pixel_scale < 1:
+    drop_ref = {exclude_condition.upper()} if exclude_condition else set()
+    ref_conditions = [c for c in impactful if c.upper() not in drop_ref]
+    ref = degraded_nuclei(
+        results_dir, screen_dir or screen_folder(results_dir), ref_conditions, pixel_scale, cut,
+        window, preprocessing["context_size"], features=use_features,
+        segment_params={"segment_method": segmentation if segment_params else "classical",
+                        "segment_params": segment_params}, progress=progress,
+    )  # fmt: skip
+    ref_tables = {}
+    if use_cnn:
+        emb = [embed(model, c, context=w) for c, w in zip(ref["crops"], ref["windows"],
+                                                            strict=True)]  # fmt: skip
+        ref_tables["cnn"] = embedding_table(ref["meta"], np.concatenate(emb))
+    if use_features:
+        ref_tables["features"] = ref["features"]
+    for name, table in ref_tables.items():
+        screen_sph = load_sphering(
+            artifact(results_dir, "sphering_fold", fold=fold) if name == "cnn"
+            else artifact(results_dir, "sphering_features")
+        )  # fmt: skip
+        if name == "cnn" and condition_embedding == "nucleus_mean":
+            reference_profiles[name] = nucleus_means(table)
+            continue
+        ps = build_profiles(table, screen_sph.lam, convention=screen_sph.convention)
+        reference_sphering[name] = ps.sphering
+        reference_profiles[name] = ps.conditions_after
+    reference_info = {"pixel_scale": pixel_scale, "n_images": ref["n_images"],
+                      "n_nuclei": int(len(ref["meta"])), "conditions": len(ref_conditions)}
+    print(f"matched reference: {ref['n_images']} screen images of {len(ref_conditions)} "
+          f"training conditions and the control, {len(ref['meta'])} nuclei, recorded at "
+          f"pixel scale {pixel_scale:g}")  # fmt: skip
+elif pixel_scale < 1:
+    print("note: the translation is trained on the screen at its own resolution "
+          "(match_resolution off); expect worse ranks for coarse images.")  # fmt: skip
+
+# %% [markdown]
+# ## Do these nuclei look like the screen's?
+# The encoder and the translation only know the screen's nuclei. Three numbers per nucleus,
+# measured on the crops the encoder gets (`i2r_utils.domain`): its area at the screen's
+# scale, its mean crop intensity (`signal`) and its fine detail (`detail`, lost with
+# resolution). When more than a quarter of the new nuclei fall outside the central 98 % of
+# a sample of the screen's nuclei, a warning says which number and what to check; the
+# answer is still written, with the comparison in `prediction.json` (`domain`). With a
+# matched reference (above) the comparison is with the screen recorded at the images' scale,
+# which the translation was trained on.
+
+# %%
+if reference_profiles:
+    screen_stats = nucleus_stats(np.concatenate(ref["crops"]), ref["meta"]["Metadata_Area"])
+else:
+    screen_stats = reference_stats(results_dir)
+domain = check_domain(pd.concat(stats, ignore_index=True), screen_stats)
 for warning in domain["warnings"]:
     print(f"warning: {warning}")
 pd.DataFrame({k: v for k, v in domain.items() if k != "warnings"}).T
@@ -277,8 +339,9 @@ if use_features:
 # no sphering (the hand-crafted features keep theirs, as in the main job).
 
 # %%
-sphering = {"cnn": artifact(results_dir, "sphering_fold", fold=fold),
-            "features": artifact(results_dir, "sphering_features")}  # fmt: skip
+sphering = {"cnn": load_sphering(artifact(results_dir, "sphering_fold", fold=fold)),
+            "features": load_sphering(artifact(results_dir, "sphering_features"))}  # fmt: skip
+sphering.update(reference_sphering)  # the screen at the images' scale, when matched
 sphered = {}
 for name, table in nuclei.items():
     if name == "cnn" and condition_embedding == "nucleus_mean":
@@ -287,7 +350,7 @@ for name, table in nuclei.items():
     by_image = aggregate(table, ["Metadata_Condition", "Metadata_ImageName"], "median")
     by_image = by_image.drop(columns=["Metadata_Count", "Metadata_ImageName"])
     raw = aggregate(by_image, ["Metadata_Condition"], "mean").drop(columns="Metadata_Count")
-    sphered[name] = load_sphering(sphering[name]).transform(raw)
+    sphered[name] = sphering[name].transform(raw)
 profile = combine_representation(sphered.get("cnn"), sphered.get("features"), representation)
 profile
 
@@ -316,6 +379,10 @@ profile
 # %%
 space = translation_profiles(artifact(results_dir, "profiles_dir"), representation)
 space = space[space["Metadata_Fold"] == fold]
+if reference_profiles:  # the screen at the images' scale replaces its profiles
+    space = combine_representation(reference_profiles.get("cnn"),
+                                   reference_profiles.get("features"), representation)
+    space.insert(0, "Metadata_Fold", fold)
 if space.empty:
     raise InputError(f"{artifact(results_dir, 'profiles_dir')}: no {representation} profiles "
                      f"in the space of fold {fold}; check --fold.")  # fmt: skip
@@ -397,6 +464,7 @@ info = {
     "encoder_held_out": held_out,
     "exclude_condition": exclude_condition or None,
     "pixel_scale": pixel_scale,
+    "matched_reference": reference_info,
     "preprocessing": {**preprocessing, "filter": vars(filt).copy()},
     "condition_embedding": condition_embedding,
     "gene_embeddings": {

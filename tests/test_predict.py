@@ -21,6 +21,7 @@ import tifffile
 
 from i2r_pipeline.predict import NOTEBOOK, build_parser, format_top10, main, with_option_hints
 from i2r_utils.artifacts import artifact
+from i2r_utils.columns import feature_columns as feature_columns_of
 from i2r_utils.io import InputError
 from i2r_utils.preprocessing import stored_crops
 
@@ -76,6 +77,8 @@ def _screen_crops(screen: Path):
                     "Metadata_Well": rec.Metadata_Well,
                     "Metadata_Site": rec.Metadata_Site,
                     "Metadata_Condition": rec.Metadata_Condition,
+                    "Metadata_ImagePath": rec.Metadata_ImagePath,
+                    "Metadata_MaskPath": rec.Metadata_MaskPath,
                     "Metadata_ObjectNumber": obj,
                     "Metadata_Area": area,
                 }
@@ -412,6 +415,55 @@ def test_nuclei_unlike_the_screens_are_flagged(trained_results, braf_run, tmp_pa
     ns = run_notebook(**params)
     warning = ns["domain"]["warnings"][0]
     assert "nucleus area" in warning and "--pixel-scale" in warning and "above" in warning
+
+
+def test_coarse_images_are_ranked_against_the_screen_at_their_scale(
+    trained_results, braf_run, tmp_path
+):
+    """2x2-binned fields with pixel_scale 0.5: the translation learns from the screen binned."""
+    raw, masks = tmp_path / "raw", tmp_path / "masks"
+    raw.mkdir(), masks.mkdir()
+    for img in braf_run["raw"].iterdir():
+        image = tifffile.imread(img).astype(float)
+        h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+        binned = image[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+        tifffile.imwrite(raw / img.name, np.round(binned).astype(np.uint16))
+        tifffile.imwrite(masks / img.name, tifffile.imread(braf_run["masks"] / img.name)[::2, ::2])
+    params = {**braf_run["params"], "images_dir": str(raw), "masks_dir": str(masks),
+              "pixel_scale": 0.5, "screen_dir": str(trained_results["screen"])}  # fmt: skip
+    on = run_notebook(**{**params, "out_dir": str(tmp_path / "on")})
+    off = run_notebook(**{**params, "out_dir": str(tmp_path / "off"), "match_resolution": False})
+    info = on["reference_info"]
+    assert info["pixel_scale"] == 0.5 and info["n_nuclei"] > 0 and off["reference_info"] is None
+    assert on["nuclei"] and not off["reference_sphering"]
+    for name in on["nuclei"]:  # the new target is sphered with the binned screen's transform
+        assert on["sphering"][name] is on["reference_sphering"][name]
+    # the domain check compares with the screen at the same scale: no loss of detail there
+    assert not any("detail" in w for w in on["domain"]["warnings"])
+    assert any("detail" in w for w in off["domain"]["warnings"])
+    cols = feature_columns_of(on["space"])
+    assert not np.allclose(
+        on["space"][cols].to_numpy(float)[:3], off["space"][cols].to_numpy(float)[:3]
+    )
+    written = json.loads((tmp_path / "on" / "prediction.json").read_text())
+    assert written["matched_reference"]["n_images"] == info["n_images"]
+    assert (
+        json.loads((tmp_path / "off" / "prediction.json").read_text())["matched_reference"] is None
+    )
+
+
+def test_matched_reference_needs_the_screen_folder(trained_results, braf_run, tmp_path):
+    """--pixel-scale below 1 checks the screen folder before any image is processed."""
+    base = ["--images", str(braf_run["raw"]), "--masks", str(braf_run["masks"]),
+            "--results-dir", str(trained_results["results"]), "--pixel-scale", "0.5"]  # fmt: skip
+    cases = [
+        ([], "no manifest records the screen's data folder; pass it with --screen-dir"),
+        (["--screen-dir", str(tmp_path / "nowhere")], "not a folder; pass the screen's data"),
+    ]
+    for extra, message in cases:
+        out = tmp_path / f"out{len(extra)}"
+        rc, printed, err = _run_main([*base, *extra, "--out", str(out)])
+        assert rc == 1 and message in err and not out.exists()
 
 
 def test_new_target_folder_errors(trained_results, tmp_path, capsys):

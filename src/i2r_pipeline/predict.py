@@ -26,6 +26,7 @@ import pandas as pd
 from i2r_utils.artifacts import artifact
 from i2r_utils.directions import read_translation_settings
 from i2r_utils.io import InputError, atomic_path, missing_mask_error, pair_images_masks
+from i2r_utils.reference import screen_folder
 
 from .notebooks import execute, to_ipynb
 from .segment import DEFAULT_RESULTS, check_options
@@ -85,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="linear pixel scale relative to the screen's 20x images (0.5 for 10x, 2 for 40x)",
+    )
+    p.add_argument(
+        "--match-resolution",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --pixel-scale below 1, train the translation on the screen's images recorded "
+        "at that scale (default; a minute or two more)",
+    )
+    p.add_argument(
+        "--screen-dir",
+        help="the screen's data folder, for --match-resolution (default: the one the main "
+        "job's manifests record)",
     )
     p.add_argument(
         "--on-error",
@@ -157,6 +170,14 @@ def check_inputs(args: argparse.Namespace) -> None:
                 "(python3 run_all.py) to train it, pass --model PATH or --masks DIR, or use "
                 "--segmentation classical."
             )
+    if args.pixel_scale < 1 and getattr(args, "match_resolution", False):
+        if args.screen_dir and not Path(args.screen_dir).is_dir():
+            raise InputError(
+                f"--screen-dir {args.screen_dir}: not a folder; pass the screen's data folder "
+                "(the one the main job read) or --no-match-resolution."
+            )
+        if not args.screen_dir:
+            screen_folder(results)  # the recorded screen folder must still be there
     lacking = pairs[pairs["Metadata_MaskPath"] == ""]
     if args.masks is not None and args.on_error == "stop" and len(lacking):
         error = missing_mask_error(lacking["Metadata_ImagePath"].iloc[0], args.masks)
@@ -239,6 +260,8 @@ def _parameters(args: argparse.Namespace) -> dict:
         "fold": args.fold,
         "exclude_condition": args.exclude_condition or "",
         "pixel_scale": args.pixel_scale,
+        "match_resolution": bool(args.match_resolution),
+        "screen_dir": args.screen_dir or "",
         "on_error": args.on_error,
         "min_nuclei": args.min_nuclei,
         "segmentation": args.segmentation,
