@@ -13,7 +13,9 @@ the condition left out of the translation (``--exclude-condition``):
 ``8bit``       an 8-bit export (ImageJ's conversion: each image's min..max to 0..255);
 ``bright2``    twice the exposure (intensities x 2);
 ``binned2x2``  2x2 binning (mean of 4 pixels; masks by nearest neighbour) with
-               ``--pixel-scale 0.5``;
+               ``--pixel-scale 0.5`` (the translation trained on the screen binned the
+               same way, ``--match-resolution``, the default);
+``binned2x2_unmatched``  the same with ``--no-match-resolution`` (the screen as it is);
 ``onepixel``   an all-zero image with one pixel set, with the real masks (must be refused).
 
 Prints, per version: the exit status, the rank of the true gene among the candidates, how
@@ -56,6 +58,11 @@ VARIANTS = {
     ),
     "bright2": (lambda im: np.clip(im * 2.0, 0, 65535).astype(np.uint16), lambda m: m, 1.0),
     "binned2x2": (lambda im: np.round(_bin2(im)).astype(np.uint16), lambda m: m[::2, ::2], 0.5),
+    "binned2x2_unmatched": (
+        lambda im: np.round(_bin2(im)).astype(np.uint16),
+        lambda m: m[::2, ::2],
+        0.5,
+    ),
     "onepixel": (
         lambda im: np.where(np.arange(im.size).reshape(im.shape) == im.size // 2, 1000, 0).astype(
             np.uint16
@@ -88,6 +95,8 @@ def run_variant(args, name: str, fold: int, rows: pd.DataFrame) -> dict:
     argv = ["--images", str(images), "--masks", str(masks), "--results-dir",
             str(args.results_dir), "--out", str(dest), "--fold", str(fold), "--quiet",
             "--exclude-condition", args.condition, "--pixel-scale", str(scale)]  # fmt: skip
+    if name.endswith("_unmatched"):
+        argv.append("--no-match-resolution")
     buf_out, buf_err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
         rc = predict.main(argv)

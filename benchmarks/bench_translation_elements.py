@@ -144,6 +144,7 @@ def run(seed: int, work: Path) -> pd.DataFrame:
 
 def summarise(ranks: pd.DataFrame) -> pd.DataFrame:
     """Mean rank, top-10 and S per seed and variant."""
+
     def one(g):
         r = g["rank"].to_numpy(float)
         return pd.Series({"n": len(r), "mean_rank": np.nanmean(r), "top10": np.mean(r <= 10),
@@ -155,8 +156,9 @@ def summarise(ranks: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", required=True, help="SEED=RESULTS_DIR")
-    parser.add_argument("--report-seed", type=int, default=0,
-                        help="the reported screen: left out of the mean used for choices")  # fmt: skip
+    parser.add_argument(
+        "--report-seed", type=int, default=0, help="the reported screen (not used for choices)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("results/bench_translation_elements.csv"))
     args = parser.parse_args()

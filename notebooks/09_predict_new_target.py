@@ -279,8 +279,12 @@ if match_resolution and pixel_scale < 1:
         ps = build_profiles(table, screen_sph.lam, convention=screen_sph.convention)
         reference_sphering[name] = ps.sphering
         reference_profiles[name] = ps.conditions_after
-    reference_info = {"pixel_scale": pixel_scale, "n_images": ref["n_images"],
-                      "n_nuclei": int(len(ref["meta"])), "conditions": len(ref_conditions)}
+    reference_info = {
+        "pixel_scale": pixel_scale,
+        "n_images": ref["n_images"],
+        "n_nuclei": int(len(ref["meta"])),
+        "conditions": len(ref_conditions),
+    }
     print(f"matched reference: {ref['n_images']} screen images of {len(ref_conditions)} "
           f"training conditions and the control, {len(ref['meta'])} nuclei, recorded at "
           f"pixel scale {pixel_scale:g}")  # fmt: skip
@@ -380,8 +384,9 @@ profile
 space = translation_profiles(artifact(results_dir, "profiles_dir"), representation)
 space = space[space["Metadata_Fold"] == fold]
 if reference_profiles:  # the screen at the images' scale replaces its profiles
-    space = combine_representation(reference_profiles.get("cnn"),
-                                   reference_profiles.get("features"), representation)
+    space = combine_representation(
+        reference_profiles.get("cnn"), reference_profiles.get("features"), representation
+    )
     space.insert(0, "Metadata_Fold", fold)
 if space.empty:
     raise InputError(f"{artifact(results_dir, 'profiles_dir')}: no {representation} profiles "
