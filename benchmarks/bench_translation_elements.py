@@ -20,9 +20,11 @@ the translation runs with:
 
 The gene side (interactome, autoencoder) stays the default run's, so only the translation
 and the condition embedding change. Prints, per variant, mean rank, top-10 and the Image2Reg
-score S per seed and as the mean and standard deviation over the seeds given; writes every
-held-out condition's rank to ``--out``. Choose defaults on seeds other than the reported one
-(0) and report seed 0 beside them.
+score S per seed and as the mean and standard deviation over the seeds other than the
+reported one, and a paired comparison with its reference condition by condition on those
+seeds (:func:`paired`); writes every held-out condition's rank to ``--out``. ``--rerank``
+only reprints the tables from an earlier ``--out``. Choose defaults on seeds other than
+the reported one (0) and report seed 0 beside them.
 """
 
 from __future__ import annotations
@@ -153,9 +155,37 @@ def summarise(ranks: pd.DataFrame) -> pd.DataFrame:
     return ranks.groupby(["variant", "seed"], sort=False).apply(one, include_groups=False)
 
 
+def paired(ranks: pd.DataFrame, seeds) -> pd.DataFrame:
+    """Each variant against its reference, condition by condition, on ``seeds``.
+
+    ``i2r + <element>`` is compared with ``i2r`` and ``original - <element>`` with
+    ``original``: the mean difference of log ranks (negative: the variant ranks the true
+    genes higher), the conditions it ranks better and worse, and the two-sided Wilcoxon
+    signed-rank p-value of the non-zero differences (NaN with fewer than 6).
+    """
+    from scipy.stats import wilcoxon
+
+    d = ranks[ranks["seed"].isin(seeds)].pivot_table(
+        index=["seed", "condition"], columns="variant", values="rank"
+    )
+    rows = []
+    for v in d.columns:
+        if v in ("i2r", "original"):
+            continue
+        ref = d["original"] if v.startswith("original -") else d["i2r"]
+        x = np.log(d[v]) - np.log(ref)
+        nz = x[x != 0]
+        p = wilcoxon(nz).pvalue if len(nz) > 5 else np.nan
+        rows.append({"variant": v, "reference": "original" if v.startswith("original -") else "i2r",
+                     "n": len(x), "mean_dlog_rank": x.mean(), "better": int((x < 0).sum()),
+                     "worse": int((x > 0).sum()), "p_wilcoxon": p})  # fmt: skip
+    return pd.DataFrame(rows).set_index("variant")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="SEED=RESULTS_DIR")
+    parser.add_argument("--runs", nargs="+", default=[], help="SEED=RESULTS_DIR")
+    parser.add_argument("--rerank", action="store_true", help="reprint the tables of --out")
     parser.add_argument(
         "--report-seed", type=int, default=0, help="the reported screen (not used for choices)"
     )
@@ -164,12 +194,15 @@ def main() -> None:
     args = parser.parse_args()
     pin_threads(args.threads)
     t0 = time.perf_counter()
-    frames = []
-    for item in args.runs:
-        seed, _, path = item.partition("=")
-        frames.append(run(int(seed), Path(path)))
-    ranks = pd.concat(frames, ignore_index=True)
-    write_table(ranks, args.out)
+    if args.rerank:
+        ranks = pd.read_csv(args.out)
+    else:
+        frames = []
+        for item in args.runs:
+            seed, _, path = item.partition("=")
+            frames.append(run(int(seed), Path(path)))
+        ranks = pd.concat(frames, ignore_index=True)
+        write_table(ranks, args.out)
     per_seed = summarise(ranks)
     table = per_seed.reset_index().pivot(index="variant", columns="seed",
                                          values=["mean_rank", "top10", "S"])  # fmt: skip
@@ -183,6 +216,10 @@ def main() -> None:
     print(table.round(3).to_string())
     print(f"\nmean and sd over the seeds other than {args.report_seed} (the choice):")
     print(agg.reindex(table.index).round(3).to_string())
+    others = sorted(set(ranks["seed"]) - {args.report_seed})
+    if others:
+        print(f"\npaired, condition by condition, on seeds {others} (log rank differences):")
+        print(paired(ranks, others).round(3).to_string())
     print(f"\n{time.perf_counter() - t0:.0f} s; {runtime_info()}")
 
 
