@@ -170,8 +170,8 @@ def paired(ranks: pd.DataFrame, seeds) -> pd.DataFrame:
     )
     rows = []
     for v in d.columns:
-        if v in ("i2r", "original"):
-            continue
+        if v == "i2r":
+            continue  # "original" is compared with "i2r", "original - x" with "original"
         ref = d["original"] if v.startswith("original -") else d["i2r"]
         x = np.log(d[v]) - np.log(ref)
         nz = x[x != 0]
