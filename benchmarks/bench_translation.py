@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -32,8 +31,19 @@ from i2r_utils.baselines import full_shuffle_ranks
 from i2r_utils.kernels import kernel_matrix
 from i2r_utils.ridge import LooRidge
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference_translation import KernelRidge  # noqa: E402
+
+def _reference_module():
+    """The tests' plain kernel ridge reference (tests/reference_translation.py), by file path."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tests" / "reference_translation.py"
+    spec = importlib.util.spec_from_file_location("reference_translation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+KernelRidge = _reference_module().KernelRidge
 
 
 def bench(n: int, n_alphas: int, d: int = 512, k: int = 32, seed: int = 0) -> dict:
