@@ -269,13 +269,13 @@ if match_resolution and pixel_scale < 1:
     if use_features:
         ref_tables["features"] = ref["features"]
     for name, table in ref_tables.items():
+        if name == "cnn" and condition_embedding == "nucleus_mean":
+            reference_profiles[name] = nucleus_means(table)
+            continue
         screen_sph = load_sphering(
             artifact(results_dir, "sphering_fold", fold=fold) if name == "cnn"
             else artifact(results_dir, "sphering_features")
         )  # fmt: skip
-        if name == "cnn" and condition_embedding == "nucleus_mean":
-            reference_profiles[name] = nucleus_means(table)
-            continue
         ps = build_profiles(table, screen_sph.lam, convention=screen_sph.convention)
         reference_sphering[name] = ps.sphering
         reference_profiles[name] = ps.conditions_after
@@ -343,9 +343,10 @@ if use_features:
 # no sphering (the hand-crafted features keep theirs, as in the main job).
 
 # %%
-sphering = {"cnn": load_sphering(artifact(results_dir, "sphering_fold", fold=fold)),
-            "features": load_sphering(artifact(results_dir, "sphering_features"))}  # fmt: skip
-sphering.update(reference_sphering)  # the screen at the images' scale, when matched
+paths = {"cnn": artifact(results_dir, "sphering_fold", fold=fold),
+         "features": artifact(results_dir, "sphering_features")}  # fmt: skip
+sphering = {name: reference_sphering.get(name) or load_sphering(paths[name]) for name in nuclei
+            if not (name == "cnn" and condition_embedding == "nucleus_mean")}  # fmt: skip
 sphered = {}
 for name, table in nuclei.items():
     if name == "cnn" and condition_embedding == "nucleus_mean":
