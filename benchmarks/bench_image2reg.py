@@ -10,8 +10,9 @@ results folder per seed (``<out>/seed<s>/results``), so the stages a change does
 (simulation, nuclei, screen and, when the encoder keys agree, the fold encoders) are reused
 through the done markers; after each run its ``summary_metrics.csv`` is copied to
 ``<out>/seed<s>/<config>_<protocol>.csv``. A combination whose copy exists is not run again
-(the benchmark is resumable). Stage 08 (segmentation) is left out: it does not depend on
-these keys.
+(the benchmark is resumable; ``--report-only`` runs nothing and reports what is done,
+``--markdown`` also prints the README's tables). Stage 08 (segmentation) is left out: it
+does not depend on these keys.
 
 Prints, per configuration and protocol, every row of the summary (method, permutation,
 full-shuffle, mean-embedding predictors, uniform) with mean rank, top-1/5/10, area
@@ -97,6 +98,46 @@ def report(table: pd.DataFrame) -> pd.DataFrame:
     return agg.reset_index()
 
 
+ROW_NAMES = {
+    "method": "method",
+    "permutation baseline (training re-pairing)": "permutation (re-pairing)",
+    "full-shuffle baseline (original --random)": "full shuffle (original --random)",
+    "mean-embedding predictor (mean of the training genes)": "mean of training genes",
+    "mean-embedding predictor (mean of all candidates)": "mean of all candidates",
+    "uniform random (k/N)": "uniform random",
+}
+
+
+def markdown(table: pd.DataFrame, seed: int) -> str:
+    """README tables: every row of one seed, and the method row per seed with mean and sd."""
+    t = table[(table["subset"] == "all held-out") & table["row"].isin(ROW_NAMES)]
+    head = ("| config | protocol | row | N | mean rank | top-1 | top-5 | top-10 | S | "
+            "S / uniform S | mean rank / uniform |\n" + "|---" * 11 + "|")  # fmt: skip
+    lines = [f"Seed {seed}, every row:", "", head]
+    for r in t[t["seed"] == seed].itertuples():
+        lines.append(f"| {r.config} | {r.protocol} | {ROW_NAMES[r.row]} | {r.n_candidates:.0f} | "
+                     f"{r.mean_rank:.1f} | {r.top1:.2f} | {r.top5:.2f} | {r.top10:.2f} | "
+                     f"{r.image2reg_score:.3f} | {r.image2reg_score_vs_uniform:.2f} | "
+                     f"{r.mean_rank_vs_uniform:.2f} |")  # fmt: skip
+    lines += ["", "The method row per seed:", "",
+              "| config | protocol | seed | N | mean rank | top-10 | S | S / uniform S | "
+              "mean rank / uniform |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    m = t[t["row"] == "method"]
+    cols = ["mean_rank", "top10", "image2reg_score", "image2reg_score_vs_uniform",
+            "mean_rank_vs_uniform"]  # fmt: skip
+    fmt = {"mean_rank": ".1f", "top10": ".2f", "image2reg_score": ".3f"}
+    for (config, protocol), g in m.groupby(["config", "protocol"], sort=False):
+        for r in g.sort_values("seed").itertuples():
+            vals = " | ".join(f"{getattr(r, c):{fmt.get(c, '.2f')}}" for c in cols)
+            lines.append(f"| {config} | {protocol} | {r.seed} | {r.n_candidates:.0f} | {vals} |")
+        if g["seed"].nunique() > 1:
+            f2 = {c: fmt.get(c, ".2f") for c in cols}
+            vals = " | ".join(f"{g[c].mean():{f2[c]}} ± {g[c].std():{f2[c]}}" for c in cols)
+            lines.append(f"| {config} | {protocol} | mean ± sd ({g['seed'].nunique()} seeds) | "
+                         f"| {vals} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     """Run the combinations, print and write the comparison."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -107,15 +148,25 @@ def main(argv=None) -> None:
     ap.add_argument("--protocols", nargs="+", default=["all_targets", "new_target"])
     ap.add_argument("--size", default="default")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench_image2reg")
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: report the combinations already done")  # fmt: skip
+    ap.add_argument("--markdown", action="store_true", help="also print the README tables")
     args = ap.parse_args(argv)
     copies = {}
     for seed in args.seeds:
         for config in args.configs:
             for protocol in args.protocols:
-                path = run_one(
-                    config.resolve(), seed, protocol, args.out / f"seed{seed}", args.size
-                )
+                seed_dir = args.out / f"seed{seed}"
+                if args.report_only:
+                    path = seed_dir / f"{config.stem}_{protocol}.csv"
+                    if path.is_file():
+                        copies[(config.stem, protocol, seed)] = path
+                    continue
+                path = run_one(config.resolve(), seed, protocol, seed_dir, args.size)
                 copies[(config.stem, protocol, seed)] = path
+    if not copies:
+        print(f"nothing done yet in {args.out}")
+        return
     table = collect(copies)
     write_table(table, args.out / "comparison.csv")
     summary = report(table)
@@ -133,6 +184,8 @@ def main(argv=None) -> None:
                 for m in METRICS
             }
             print(pd.DataFrame(cells))
+    if args.markdown:
+        print("\n" + markdown(table, min(args.seeds)))
 
 
 if __name__ == "__main__":
