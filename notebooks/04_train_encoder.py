@@ -23,6 +23,7 @@ input_size = 32  # crops area-pooled to this side (px) before the network (image
 epochs = 8  # most training epochs (early stopping on held-out wells)
 samples_per_class = 64  # crops drawn per class each epoch (balanced classes)
 seed = 0  # random seed of training
+encoder_seed = None  # seed of the encoder alone (None: seed), for the spread over encoder seeds
 threads = None  # torch and BLAS threads (None: the libraries' defaults, usually the cores)
 training = "i2r"  # i2r (i2r's recipe) | image2reg (the original schedule)
 latent_dim = 1024  # embedding size of the image2reg network (the fusion layer)
@@ -100,7 +101,8 @@ crops = load_crops(artifact(work_dir, "nuclei_dir"), nuclei)
 context = None
 if encoder_arch == "image2reg":
     context = load_context(artifact(work_dir, "nuclei_dir"), nuclei, context_window)
-fields = {"arch": encoder_arch, "input_size": input_size, "epochs": epochs, "seed": seed,
+train_seed = seed if encoder_seed is None else encoder_seed
+fields = {"arch": encoder_arch, "input_size": input_size, "epochs": epochs, "seed": train_seed,
           "latent_dim": latent_dim, "pretrained_weights": pretrained_weights}  # fmt: skip
 if batch_size:
     fields["batch_size"] = batch_size

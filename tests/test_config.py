@@ -35,6 +35,8 @@ def test_default_config_passes_and_every_default_key_is_checked():
         ("n_permutations", 2.5, "an integer >= 1"),
         ("n_permutations", True, "an integer >= 1"),
         ("seed", -1, "an integer >= 0"),
+        ("encoder_seed", -1, "null (the run's seed) or an integer >= 0"),
+        ("encoder_seed", "one", "null (the run's seed) or an integer >= 0"),
         ("conditions", "BRAF", "a non-empty list of condition names"),
         ("conditions", [], "a non-empty list of condition names"),
         ("pixel_scale", float("nan"), "a number from 0.1 to 10, the linear pixel scale"),

@@ -74,6 +74,10 @@ CHECKS: dict[str, tuple[Callable, str]] = {
     "input_size": integer(1),
     "epochs": integer(1),
     "samples_per_class": integer(1),
+    "encoder_seed": (
+        lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+        "null (the run's seed) or an integer >= 0",
+    ),
     "sphering_lambda": number(0.0, strict=False),
     "k_hop": integer(0),
     "random_baseline": ((lambda v: isinstance(v, bool)), "true or false"),
