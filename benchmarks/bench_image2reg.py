@@ -120,7 +120,8 @@ def markdown(table: pd.DataFrame, seed: int) -> str:
                      f"{r.auc_k10_50:.3f} | {r.image2reg_score:.3f} | "
                      f"{r.image2reg_score_vs_uniform:.2f} | "
                      f"{r.mean_rank_vs_uniform:.2f} |")  # fmt: skip
-    lines += ["", f"Every row, mean ± sd over seeds {sorted(int(x) for x in t['seed'].unique())}:", "",
+    seeds = sorted(int(x) for x in t["seed"].unique())
+    lines += ["", f"Every row, mean ± sd over seeds {seeds}:", "",
               "| config | protocol | row | mean rank | top-1 | top-5 | top-10 | area | S |",
               "|---" * 9 + "|"]  # fmt: skip
     every = ["mean_rank", "top1", "top5", "top10", "auc_k10_50", "image2reg_score"]
