@@ -58,11 +58,6 @@ VARIANTS = {
     ),
     "bright2": (lambda im: np.clip(im * 2.0, 0, 65535).astype(np.uint16), lambda m: m, 1.0),
     "binned2x2": (lambda im: np.round(_bin2(im)).astype(np.uint16), lambda m: m[::2, ::2], 0.5),
-    "binned2x2_unmatched": (
-        lambda im: np.round(_bin2(im)).astype(np.uint16),
-        lambda m: m[::2, ::2],
-        0.5,
-    ),
     "onepixel": (
         lambda im: np.where(np.arange(im.size).reshape(im.shape) == im.size // 2, 1000, 0).astype(
             np.uint16
@@ -71,6 +66,8 @@ VARIANTS = {
         1.0,
     ),
 }
+
+VARIANTS["binned2x2_unmatched"] = VARIANTS["binned2x2"]  # run with --no-match-resolution
 
 
 def write_variant(rows: pd.DataFrame, name: str, out: Path) -> tuple[Path, Path, float]:

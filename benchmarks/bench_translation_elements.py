@@ -131,10 +131,11 @@ def run(seed: int, work: Path) -> pd.DataFrame:
     folds = read_table(artifact(work, "folds")).set_index("Metadata_Condition")["Metadata_Fold"]
     impactful = read_table(artifact(work, "impactful"))["Metadata_Condition"].tolist()
     base = target_gene_embeddings(work, impactful[0], "both")  # gamma 0: the shared table
+    genes_by_norm = {how: normalise_embeddings(base, how) for how in ("none", "l2")}
     rows = []
     todo = [(v, s, c) for v, s in variants().items() for c in impactful]
     for name, s, condition in tqdm(todo, desc=f"seed {seed}", mininterval=10):
-        genes = normalise_embeddings(base, s["gene_norm"])
+        genes = genes_by_norm[s["gene_norm"]]
         prof = tables[(s["representation"], s["condition_embedding"])]
         fold = int(folds[condition])
         space = prof[pd.to_numeric(prof["Metadata_Fold"]) == fold].reset_index(drop=True)
