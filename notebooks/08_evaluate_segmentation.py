@@ -77,12 +77,13 @@ split.pivot_table(index="subset", columns="split", values="id", aggfunc="count",
 # so two touching nuclei are separated by a 2-pixel boundary). Each step draws 8 training
 # fields, a random crop of each at a random scale (0.8-1.25 times 128 px, resized to 128 px),
 # a random flip / rotation by 90 degrees, and random intensity gain, offset, gamma and noise;
-# the loss is a cross-entropy weighing the boundary twice (Adam). After every epoch of 40
-# steps the mean mAP_DSB on the validation fields is computed; training stops after 4 epochs
+# the loss is a cross-entropy weighing the boundary twice (Adam; the learning rate follows
+# the `lr_schedule` of the settings printed below). After every epoch of 40 steps the mean
+# mAP_DSB on the validation fields is computed; training stops after `patience` epochs
 # without improvement (or `unet_epochs`, or `unet_max_minutes`) and keeps the best epoch's
-# weights. The thresholds of the watershed (foreground and seed probability) are then chosen
-# on the validation fields. The model is saved with its SHA-256 checksum; a rerun with the
-# same settings and data loads it instead of training again.
+# weights. The watershed that cuts instances out of the probabilities is then chosen on the
+# validation fields (next section). The model is saved with its SHA-256 checksum; a rerun
+# with the same settings and data loads it instead of training again.
 
 # %%
 settings = {"epochs": unet_epochs, "max_seconds": 60.0 * unet_max_minutes, "seed": seed}
@@ -93,8 +94,7 @@ print(
     f"U-Net {'reused' if info['reused'] else 'trained'}: {hist['steps']} steps "
     f"({len(hist['epoch_loss'])} epochs, stopped by {hist['stopped']}, best epoch "
     f"{hist.get('best_epoch')}) in {info['seconds']:.0f} s on {info['device']} with "
-    f"{info['threads']} threads; watershed thresholds {info['postprocess']}; "
-    f"sha256 {info['sha256'][:12]}"
+    f"{info['threads']} threads; sha256 {info['sha256'][:12]}\nsettings: {info['settings']}"
 )
 fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(7.5, 2.8), layout="constrained")
 epochs = np.arange(1, len(hist["epoch_loss"]) + 1)
@@ -112,6 +112,22 @@ for ax in (ax_loss, ax_val):
 fig.suptitle(f"U-Net training on {len(info['split']['train'])} fields, early stopping on "
              f"{len(info['split']['val'])} validation fields", fontsize=9)  # fmt: skip
 save_figure(fig, Path(figures_dir) / "fig_segmentation_training")
+
+# %% [markdown]
+# ## Cutting instances out of the probabilities (chosen on the validation fields)
+# The foreground is where P(interior) + P(boundary) exceeds a threshold. Two seeding rules
+# compete: **interior** seeds are the connected pieces of P(interior) > a second threshold,
+# which keeps two nuclei together wherever the network missed the thin boundary between
+# them; **distance** seeds are the maxima at least `h` px high of the (smoothed) distance
+# from the interior's edge, so two round interiors joined by a neck get one seed each. The
+# seeds are grown by watershed inside the foreground. Every combination of the grid is
+# scored on the validation fields (no TTA); the best mAP_DSB is kept with the model.
+
+# %%
+grid = pd.DataFrame(info["postprocess_validation"])
+best_of_rule = grid.loc[grid.groupby("seeds")["map_dsb"].idxmax()]
+print(f"chosen on {len(info['split']['val'])} validation fields: {info['postprocess']}")
+best_of_rule.round(3)
 
 # %% [markdown]
 # ## The held-out test fields and the classical baseline

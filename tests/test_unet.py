@@ -25,6 +25,13 @@ def test_unet_targets():
     t = unet_targets(mask)
     assert set(np.unique(t)) == {0, 1, 2}
     assert (t[3:6, 3:6] == 1).all() and t[2, 4] == 2 and t[0, 0] == 0
+    wide = unet_targets(mask, boundary_width=2)  # two rims: only the centre stays interior
+    assert wide[4, 4] == 1 and (wide == 1).sum() == 1 and (wide[2:7, 2:7] > 0).all()
+    touching = np.zeros((12, 12), dtype=np.int32)
+    touching[2:10, 1:6], touching[2:10, 6:11] = 1, 2
+    assert (unet_targets(touching, 2)[:, 4:8] != 1).all()  # 4 px apart where they touch
+    with pytest.raises(ValueError, match="boundary_width"):
+        unet_targets(mask, boundary_width=0)
 
 
 @pytest.mark.parametrize("depth", [3, 4])
@@ -96,3 +103,17 @@ def test_probabilities_to_labels_separates_seeds():
     assert np.count_nonzero(labels) == 200
     with pytest.raises(ValueError, match="shape"):
         probabilities_to_labels(probs[:2])
+
+
+def test_distance_seeds_split_interiors_joined_by_a_neck():
+    yy, xx = np.mgrid[:40, :60]
+    blob = ((yy - 20) ** 2 + (xx - 18) ** 2 < 12**2) | ((yy - 20) ** 2 + (xx - 42) ** 2 < 12**2)
+    blob |= (abs(yy - 20) < 3) & (xx > 18) & (xx < 42)  # a neck: no boundary predicted in it
+    probs = np.zeros((3, 40, 60))
+    probs[0], probs[1] = ~blob, blob
+    assert probabilities_to_labels(probs, min_size=1).max() == 1
+    labels = probabilities_to_labels(probs, min_size=1, seeds="distance", h=2.0)
+    assert labels.max() == 2 and np.count_nonzero(labels) == blob.sum()
+    assert labels[20, 18] != labels[20, 42]
+    with pytest.raises(ValueError, match="seeds"):
+        probabilities_to_labels(probs, seeds="peaks")

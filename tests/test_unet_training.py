@@ -121,11 +121,36 @@ def test_early_stopping_keeps_the_best_epoch():
 def test_tune_postprocessing_picks_the_best_pair(tiny_unet):
     model, _, images = tiny_unet
     masks = [synthetic_disks(shape=(64, 64), n=4, seed=s)[1] for s in range(3)]
-    best, table = tune_postprocessing(model, images, masks, grid=[(0.5, 0.5), (0.99, 0.99)])
-    assert len(table) == 2 and best in [{k: r[k] for k in best} for r in table]
+    grid = [
+        {"fg_threshold": 0.5, "seed_threshold": 0.5},
+        {"fg_threshold": 0.99, "seed_threshold": 0.99},
+        {"fg_threshold": 0.5, "seed_threshold": 0.5, "seeds": "distance", "h": 2.0},
+    ]
+    best, table = tune_postprocessing(model, images, masks, grid=grid)
+    assert len(table) == 3 and best in grid
+    assert all(0 <= r["ap50"] <= 1 and r["map_dsb"] <= r["ap50"] for r in table)
     assert max(r["map_dsb"] for r in table) == next(
-        r["map_dsb"] for r in table if r["fg_threshold"] == best["fg_threshold"]
+        r["map_dsb"] for r in table if {k: r[k] for k in best} == best
     )
+
+
+def test_cosine_schedule_anneals_the_learning_rate():
+    image, mask = synthetic_disks(shape=(64, 64), n=4, seed=7)
+    kwargs = dict(epochs=2, steps_per_epoch=3, patch_size=32, batch_size=2, lr=1e-2, seed=1)
+    kwargs.update(device="cpu", progress=False, base_channels=4)
+    _, constant = train_unet([image], [mask], **kwargs)
+    _, cosine = train_unet([image], [mask], lr_schedule="cosine", **kwargs)
+    assert constant["loss"][0] == cosine["loss"][0]  # same first step, then smaller steps
+    assert constant["loss"][1:] != cosine["loss"][1:]
+    with pytest.raises(ValueError, match="lr_schedule"):
+        train_unet([image], [mask], lr_schedule="step", **kwargs)
+
+
+def test_wider_boundaries_reach_the_targets():
+    image, mask = synthetic_disks(shape=(64, 64), n=4, seed=3)
+    img = image.astype(np.float32)
+    x, y = _random_patch(np.random.default_rng(0), img, mask, 64, False, (1, 1), 2)
+    assert (y == 2).sum() > (unet_targets(mask) == 2).sum()
 
 
 def test_trained_unet_trains_once_then_reuses(tmp_path):
@@ -138,7 +163,8 @@ def test_trained_unet_trains_once_then_reuses(tmp_path):
     split = stored["split"]
     assert set(split) == {"train", "val", "test"}
     assert not set(split["test"]) & (set(split["train"]) | set(split["val"]))
-    assert set(model.config["postprocess"]) == {"fg_threshold", "seed_threshold"}
+    assert {"fg_threshold", "seed_threshold", "seeds"} <= set(model.config["postprocess"])
+    assert model.config["postprocess"] == stored["postprocess"]
     stamp = path.stat().st_mtime_ns
     again, info2 = trained_unet(path, data, TINY, device="cpu", progress=False)
     assert info2["reused"] and path.stat().st_mtime_ns == stamp

@@ -7,8 +7,8 @@ intensity gain, offset, gamma and noise; the 3-class target (background, interio
 is computed on the transformed instance labels, so touching nuclei stay separated. With
 validation images, the mean mAP_DSB on them is computed after every epoch; training stops
 when it has not improved for ``patience`` epochs and the best weights are kept (early
-stopping). :func:`tune_postprocessing` then picks the watershed thresholds on the same
-validation images.
+stopping). :func:`tune_postprocessing` then picks the watershed thresholds and seeding rule on the
+same validation images.
 
 :func:`trained_unet` is the model of a run: it loads ``model_path`` when the file exists, its
 checksum matches and it was trained with the same settings on the same data, and otherwise
@@ -34,7 +34,7 @@ from torch import nn
 
 from i2r_utils.classical import normalize_percentile, validate_image
 from i2r_utils.io import InputError, file_digest, write_json
-from i2r_utils.metrics import map_dsb
+from i2r_utils.metrics import average_precision_dsb, map_dsb
 from i2r_utils.segmentation_data import SPLIT_RULE, load_annotated_fields, split_table
 from i2r_utils.tta import D4_TRANSFORMS, apply_transform
 from i2r_utils.unet import (
@@ -65,19 +65,30 @@ __all__ = [
 TRAINING_DEFAULTS: dict = {
     "epochs": 16,  # most epochs of steps_per_epoch steps
     "steps_per_epoch": 40,
-    "patience": 4,  # epochs without a better validation mAP_DSB before stopping
+    "patience": 6,  # epochs without a better validation mAP_DSB before stopping
     "max_seconds": 900.0,  # wall-clock safety cap of the training (validation included)
     "patch_size": 128,
     "batch_size": 8,
     "lr": 2e-3,
+    "lr_schedule": "cosine",  # or "constant"; cosine: annealed to 0 over epochs * steps_per_epoch
     "base_channels": 8,
     "depth": 3,
     "boundary_weight": 2.0,
+    "boundary_width": 1,  # px of the boundary class inside each nucleus
     "scale_range": [0.8, 1.25],
     "seed": 0,
 }
-# Watershed thresholds tried on the validation images (fg_threshold, seed_threshold).
-_POSTPROCESS_GRID = [(f, s) for f in (0.4, 0.5, 0.6) for s in (0.4, 0.5, 0.6, 0.7)]
+# Watershed settings tried on the validation images: thresholds x seeding rule.
+_POSTPROCESS_GRID = [
+    {"fg_threshold": f, "seed_threshold": s, "seeds": "interior"}
+    for f in (0.4, 0.5, 0.6)
+    for s in (0.4, 0.5, 0.6, 0.7)
+] + [
+    {"fg_threshold": f, "seed_threshold": s, "seeds": "distance", "h": h}
+    for f in (0.5, 0.6)
+    for s in (0.4, 0.5, 0.6)
+    for h in (2.0, 3.0, 4.0)
+]
 
 
 # --- augmented patches -----------------------------------------------------------------
@@ -118,7 +129,7 @@ def _crop(img: np.ndarray, mask: np.ndarray, r: int, c: int, side: int) -> tuple
 
 def _random_patch(
     rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, size: int, augment: bool,
-    scale_range: Sequence[float],
+    scale_range: Sequence[float], boundary_width: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """One augmented training patch and its 3-class target."""
     lo, hi = scale_range if augment else (1.0, 1.0)
@@ -130,7 +141,7 @@ def _random_patch(
         x = resize(x, (size, size), order=1, preserve_range=True, anti_aliasing=False)
         idx = ((np.arange(size) + 0.5) * side / size).astype(int)
         m = m[np.ix_(idx, idx)]
-    y = unet_targets(m)
+    y = unet_targets(m, boundary_width)
     name = D4_TRANSFORMS[rng.integers(len(D4_TRANSFORMS))]
     x, y = apply_transform(x, name), apply_transform(y, name)
     if augment:  # intensity: gain, offset, gamma, noise
@@ -142,11 +153,11 @@ def _random_patch(
 
 def _random_batch(
     rng: np.random.Generator, images: list, masks: list, size: int, batch_size: int,
-    augment: bool, scale_range: Sequence[float],
+    augment: bool, scale_range: Sequence[float], boundary_width: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Draw a batch of patches from images drawn uniformly (each image weighs the same)."""
     pairs = [
-        _random_patch(rng, images[k], masks[k], size, augment, scale_range)
+        _random_patch(rng, images[k], masks[k], size, augment, scale_range, boundary_width)
         for k in rng.integers(0, len(images), size=batch_size)
     ]
     return np.stack([p[0] for p in pairs])[:, None], np.stack([p[1] for p in pairs])
@@ -179,10 +190,16 @@ def _validation_score(model: UNet, images: Sequence, masks: Sequence) -> float:
 def _optimise(
     model: UNet, batches: Callable, loss_fn, lr: float, epochs: int, steps_per_epoch: int,
     validate: Callable | None, patience: int | None, max_time_s: float | None, progress: bool,
+    lr_schedule: str = "constant",
 ) -> dict:  # fmt: skip
     """Adam steps on ``batches()``; validation after each epoch; keep the best weights."""
     dev = next(model.parameters()).device
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = None
+    if lr_schedule == "cosine":  # from lr to 0 over the most steps
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * steps_per_epoch)
+    elif lr_schedule != "constant":
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}.")
     hist: dict = {"loss": [], "epoch_loss": [], "val_map_dsb": [], "stopped": "epochs"}
     best, best_state, since_best = -np.inf, None, 0
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -198,6 +215,8 @@ def _optimise(
             loss = loss_fn(model(torch.from_numpy(x).to(dev)), torch.from_numpy(y).to(dev))
             loss.backward()
             optimiser.step()
+            if scheduler is not None:
+                scheduler.step()
             losses.append(float(loss.detach()))
             bar.update()
             if max_time_s is not None and time.perf_counter() - start > max_time_s:
@@ -250,6 +269,8 @@ def train_unet(
     patience: int | None = None,
     augment: bool = True,
     scale_range: Sequence[float] = (0.8, 1.25),
+    lr_schedule: str = "constant",
+    boundary_width: int = 1,
 ) -> tuple[UNet, dict]:
     """Train a :class:`UNet` on random augmented patches of labelled images.
 
@@ -292,6 +313,11 @@ def train_unet(
         Scale jitter and intensity augmentation (D4 transforms are always applied).
     scale_range : sequence of two floats, optional
         Range of the crop side relative to ``patch_size`` (log-uniform).
+    lr_schedule : {"constant", "cosine"}, optional
+        Learning rate held at ``lr``, or annealed from ``lr`` to 0 along a cosine over the
+        most steps (``epochs * steps_per_epoch``).
+    boundary_width : int, optional
+        Width of the boundary class in the targets, see :func:`i2r_utils.unet.unet_targets`.
 
     Returns
     -------
@@ -321,8 +347,12 @@ def train_unet(
     model = _seeded_unet(base_channels, depth, seed, dev)
     loss_fn = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 1.0, boundary_weight], device=dev))
     history = _optimise(
-        model, lambda: _random_batch(rng, imgs, labs, patch_size, batch_size, augment, scale_range),
+        model,
+        lambda: _random_batch(
+            rng, imgs, labs, patch_size, batch_size, augment, scale_range, boundary_width
+        ),
         loss_fn, lr, epochs, steps_per_epoch, validate, patience, max_time_s, progress,
+        lr_schedule,
     )  # fmt: skip
     return model.eval(), history
 
@@ -330,7 +360,7 @@ def train_unet(
 def tune_postprocessing(
     model: UNet, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], grid=None
 ) -> tuple[dict, list[dict]]:
-    """Choose the watershed thresholds of :func:`probabilities_to_labels` on validation images.
+    """Choose the watershed settings of :func:`probabilities_to_labels` on validation images.
 
     Parameters
     ----------
@@ -338,28 +368,29 @@ def tune_postprocessing(
         Trained network.
     images, masks : sequence of numpy.ndarray
         Validation images and labels (never the test images).
-    grid : sequence of (float, float), optional
-        ``(fg_threshold, seed_threshold)`` pairs; a 3 x 4 grid around 0.5 by default.
+    grid : sequence of dict, optional
+        Keyword arguments of :func:`probabilities_to_labels` to try; by default both seeding
+        rules with thresholds around 0.5 (and h-maxima heights 2-4 px for ``"distance"``).
 
     Returns
     -------
     best : dict
-        ``fg_threshold`` and ``seed_threshold`` of the best mean mAP_DSB (first on ties).
+        The settings of the best mean mAP_DSB (first on ties).
     table : list of dict
-        The mean mAP_DSB of every pair.
+        Every setting with its mean mAP_DSB and mean AP at IoU 0.5.
     """
     probs = [predict_unet(model, img) for img in images]
     table = []
-    for fg, seed in grid or _POSTPROCESS_GRID:
-        scores = [
-            map_dsb(m, probabilities_to_labels(p, fg_threshold=fg, seed_threshold=seed))
-            for p, m in zip(probs, masks, strict=True)
-        ]
-        table.append(
-            {"fg_threshold": fg, "seed_threshold": seed, "map_dsb": float(np.mean(scores))}
+    for params in grid or _POSTPROCESS_GRID:
+        aps = np.array(
+            [
+                average_precision_dsb(m, probabilities_to_labels(p, **params))
+                for p, m in zip(probs, masks, strict=True)
+            ]
         )
+        table.append({**params, "map_dsb": float(aps.mean()), "ap50": float(aps[:, 0].mean())})
     best = max(table, key=lambda row: row["map_dsb"])
-    return {k: best[k] for k in ("fg_threshold", "seed_threshold")}, table
+    return {k: v for k, v in best.items() if k not in ("map_dsb", "ap50")}, table
 
 
 # --- the run's model -------------------------------------------------------------------
@@ -498,7 +529,8 @@ def _train_and_save(
         progress=progress, base_channels=s["base_channels"], depth=s["depth"],
         steps_per_epoch=s["steps_per_epoch"], boundary_weight=s["boundary_weight"],
         max_time_s=s["max_seconds"], val_images=val["images"], val_masks=val["masks"],
-        patience=s["patience"], scale_range=s["scale_range"],
+        patience=s["patience"], scale_range=s["scale_range"], lr_schedule=s["lr_schedule"],
+        boundary_width=s["boundary_width"],
     )  # fmt: skip
     postprocess, table = tune_postprocessing(model, val["images"], val["masks"])
     model.config["postprocess"] = postprocess
