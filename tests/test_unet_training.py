@@ -116,6 +116,14 @@ def test_early_stopping_keeps_the_best_epoch():
     best = max(hist["val_map_dsb"])
     assert hist["best_epoch"] == int(np.argmax(hist["val_map_dsb"])) + 1
     assert _validation_score(model, [val_image], [val_mask]) == pytest.approx(best)
+    # the validation score can use the distance seeds (the rule the run's model usually keeps)
+    model, hist = train_unet([image], [mask], epochs=2, steps_per_epoch=5, lr=1e-2,
+                             val_images=[val_image], val_masks=[val_mask], val_seeds="distance",
+                             **kwargs)  # fmt: skip
+    post = {"seeds": "distance", "h": 3.0}
+    assert _validation_score(model, [val_image], [val_mask], post) == pytest.approx(
+        max(hist["val_map_dsb"])
+    )
 
 
 def test_tune_postprocessing_picks_the_best_pair(tiny_unet):

@@ -66,6 +66,7 @@ TRAINING_DEFAULTS: dict = {
     "epochs": 16,  # most epochs of steps_per_epoch steps
     "steps_per_epoch": 40,
     "patience": 6,  # epochs without a better validation mAP_DSB before stopping
+    "val_seeds": "distance",  # watershed seeds of the per-epoch validation score
     "max_seconds": 900.0,  # wall-clock safety cap of the training (validation included)
     "patch_size": 128,
     "batch_size": 8,
@@ -176,11 +177,13 @@ def _seeded_unet(base_channels: int, depth: int, seed: int, dev: torch.device) -
         return UNet(base_channels, depth, percentiles=_PERCENTILES).to(dev)
 
 
-def _validation_score(model: UNet, images: Sequence, masks: Sequence) -> float:
-    """Mean mAP_DSB of the model (no TTA, default watershed) on validation images."""
+def _validation_score(
+    model: UNet, images: Sequence, masks: Sequence, postprocess: dict | None = None
+) -> float:
+    """Mean mAP_DSB of the model (no TTA; watershed ``postprocess``) on validation images."""
     model.eval()
     scores = [
-        map_dsb(m, probabilities_to_labels(predict_unet(model, i)))
+        map_dsb(m, probabilities_to_labels(predict_unet(model, i), **(postprocess or {})))
         for i, m in zip(images, masks, strict=True)
     ]
     model.train()
@@ -271,6 +274,7 @@ def train_unet(
     scale_range: Sequence[float] = (0.8, 1.25),
     lr_schedule: str = "constant",
     boundary_width: int = 1,
+    val_seeds: str = "interior",
 ) -> tuple[UNet, dict]:
     """Train a :class:`UNet` on random augmented patches of labelled images.
 
@@ -318,6 +322,10 @@ def train_unet(
         most steps (``epochs * steps_per_epoch``).
     boundary_width : int, optional
         Width of the boundary class in the targets, see :func:`i2r_utils.unet.unet_targets`.
+    val_seeds : {"interior", "distance"}, optional
+        Seeding rule of the watershed that scores the validation images after each epoch
+        (thresholds 0.5; ``h`` 3 px for ``"distance"``), see
+        :func:`i2r_utils.unet.probabilities_to_labels`.
 
     Returns
     -------
@@ -338,7 +346,8 @@ def train_unet(
     validate = None
     if val_images is not None:
         v_imgs, v_labs = _prepare(val_images, val_masks or [], "val_images")
-        validate = lambda m: _validation_score(m, v_imgs, v_labs)  # noqa: E731
+        post = {"seeds": val_seeds} if val_seeds == "interior" else {"seeds": val_seeds, "h": 3.0}
+        validate = lambda m: _validation_score(m, v_imgs, v_labs, post)  # noqa: E731
     if steps_per_epoch is None:
         total = sum(im.size for im in imgs)
         steps_per_epoch = max(1, round(total / (batch_size * patch_size**2)))
@@ -530,7 +539,7 @@ def _train_and_save(
         steps_per_epoch=s["steps_per_epoch"], boundary_weight=s["boundary_weight"],
         max_time_s=s["max_seconds"], val_images=val["images"], val_masks=val["masks"],
         patience=s["patience"], scale_range=s["scale_range"], lr_schedule=s["lr_schedule"],
-        boundary_width=s["boundary_width"],
+        boundary_width=s["boundary_width"], val_seeds=s["val_seeds"],
     )  # fmt: skip
     postprocess, table = tune_postprocessing(model, val["images"], val["masks"])
     model.config["postprocess"] = postprocess
