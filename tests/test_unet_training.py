@@ -32,6 +32,8 @@ def test_training_arguments_are_checked():
         train_unet([image], [mask], patch_size=30, progress=False)
     with pytest.raises(ValueError, match="masks\\[0\\]"):
         train_unet([image], [mask[:10]], patch_size=32, progress=False)
+    with pytest.raises(ValueError, match="val_seeds"):
+        train_unet([image], [mask], patch_size=32, val_seeds="peaks", progress=False)
     with pytest.raises(ValueError, match="as many val_images as masks"):
         train_unet([image], [mask], patch_size=32, val_images=[image], progress=False)
 

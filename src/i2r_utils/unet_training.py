@@ -342,6 +342,8 @@ def train_unet(
         )
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}.")
+    if val_seeds not in ("interior", "distance"):
+        raise ValueError(f"val_seeds must be 'interior' or 'distance', got {val_seeds!r}.")
     imgs, labs = _prepare(images, masks)
     validate = None
     if val_images is not None:
