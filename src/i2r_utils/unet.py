@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 from skimage.morphology import h_maxima
-from skimage.segmentation import find_boundaries, watershed
+from skimage.segmentation import watershed
 from torch import nn
 
 from i2r_utils.classical import normalize_percentile, remove_small, validate_image
@@ -155,14 +155,13 @@ def unet_targets(mask: np.ndarray, boundary_width: int = 1) -> np.ndarray:
     mask = np.asarray(mask)
     if boundary_width < 1:
         raise ValueError(f"boundary_width must be >= 1, got {boundary_width}.")
-    if boundary_width == 1:
-        boundary = find_boundaries(mask, mode="inner") & (mask > 0)
-    else:
-        ball = ndi.iterate_structure(ndi.generate_binary_structure(2, 1), boundary_width)
-        same = (ndi.maximum_filter(mask, footprint=ball, mode="nearest") == mask) & (
-            ndi.minimum_filter(mask, footprint=ball, mode="nearest") == mask
-        )
-        boundary = (mask > 0) & ~same
+    # a pixel is interior when every pixel within the city-block ball carries its label
+    # (width 1: the inner boundary of skimage's find_boundaries, 4-connected)
+    ball = ndi.iterate_structure(ndi.generate_binary_structure(2, 1), boundary_width)
+    same = (ndi.maximum_filter(mask, footprint=ball, mode="nearest") == mask) & (
+        ndi.minimum_filter(mask, footprint=ball, mode="nearest") == mask
+    )
+    boundary = (mask > 0) & ~same
     target = (mask > 0).astype(np.int64)
     target[boundary] = 2
     return target
@@ -239,8 +238,8 @@ def probabilities_to_labels(
     With ``seeds="distance"`` the seeds are the regional maxima of height ``h`` (h-maxima)
     of the interior mask's Euclidean distance transform, smoothed by a Gaussian of sigma
     ``smooth`` (found on every second row and column, for speed), grown by watershed on the
-    negative distance: interiors that touch through a
-    thin neck (the network missed the boundary between two nuclei) are split at the neck.
+    negative distance: interiors that touch through a thin neck (the network missed the
+    boundary between two nuclei) are split at the neck.
     Foreground components without a seed become objects of their own.
 
     Parameters

@@ -348,7 +348,7 @@ def train_unet(
     validate = None
     if val_images is not None:
         v_imgs, v_labs = _prepare(val_images, val_masks or [], "val_images")
-        post = {"seeds": val_seeds} if val_seeds == "interior" else {"seeds": val_seeds, "h": 3.0}
+        post = {"seeds": val_seeds}  # thresholds and h: probabilities_to_labels' defaults
         validate = lambda m: _validation_score(m, v_imgs, v_labs, post)  # noqa: E731
     if steps_per_epoch is None:
         total = sum(im.size for im in imgs)
