@@ -3,6 +3,7 @@
 The units run the stub notebooks of ``tests/stubs`` (stdlib only, about a second each).
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from test_executor import make_unit, screen, stage_units
 from i2r_pipeline.units import (
     Unit,
     is_complete,
+    made_with_other_package,
     marker_path,
+    package_digest,
     read_marker,
     run_unit,
     upstream_digest,
@@ -27,7 +30,8 @@ def test_done_markers_are_written_and_read_here_only(tmp_path):
     assert len(missing) == 64  # a missing marker counts as such
     assert run_unit(unit).status == "ran"
     info = read_marker(unit.marker)
-    assert set(info) == {"key", "run", "seconds", "host", "outputs"} and info["seconds"] >= 0
+    assert set(info) == {"key", "run", "seconds", "host", "package", "outputs"}
+    assert info["seconds"] >= 0 and info["package"] == package_digest()
     first = upstream_digest([("03_embed_genes", "dataset", tmp_path / "_dataset")])
     assert first != missing
     # a forced rerun has a new run id, so whatever reads from the unit reruns
@@ -43,6 +47,22 @@ def test_done_markers_are_written_and_read_here_only(tmp_path):
     assert read_marker(unit.marker) == {} and not is_complete(unit)
     unit.marker.write_text("{not json")
     assert read_marker(unit.marker) == {} and not is_complete(unit)
+
+
+def test_units_made_with_another_package_stay_complete_and_are_told(tmp_path):
+    unit = make_unit(tmp_path, "03_embed_genes", "dataset", "_dataset", work_dir=str(tmp_path))
+    assert len(package_digest()) == 12 and made_with_other_package(unit) is None  # no marker
+    run_unit(unit)
+    assert made_with_other_package(unit) is None
+    info = read_marker(unit.marker)
+    unit.marker.write_text(json.dumps({**info, "package": "0123456789ab"}))
+    assert is_complete(unit) and made_with_other_package(unit) == "0123456789ab"
+    line = run_unit(unit).describe()
+    assert line.startswith("complete (skipped), made with another i2r_utils (package 0123456789ab")
+    assert "--force" in line
+    del info["package"]  # markers written before the digest was recorded
+    unit.marker.write_text(json.dumps(info))
+    assert is_complete(unit) and made_with_other_package(unit) is None
 
 
 def test_declared_outputs_removed_before_a_run_recorded_and_redone_when_missing(tmp_path):

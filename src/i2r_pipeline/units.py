@@ -9,10 +9,16 @@ upstream digest and every output it recorded still exists; otherwise its declare
 are removed, the notebook is executed into ``<exec_dir>/<stage>.ipynb`` and the marker is
 written atomically after success only. This module is the one place that writes and reads
 done markers (:func:`marker_path`, :func:`read_marker`).
+
+The marker also records :func:`package_digest`, the hash of the ``i2r_utils`` sources the
+unit ran with. It is not part of the key (a change to the package does not rerun every
+stage); :func:`made_with_other_package` tells which complete units predate the package
+in use, and :meth:`UnitResult.describe` says so in the log line of a skipped unit.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import i2r_utils
 from i2r_utils.io import write_json
 
 from .notebooks import execute
@@ -38,6 +45,8 @@ __all__ = [
     "unit_key",
     "is_complete",
     "error_message",
+    "made_with_other_package",
+    "package_digest",
     "run_unit",
 ]
 
@@ -140,6 +149,12 @@ class UnitResult:
     def describe(self) -> str:
         """One line for the log, e.g. ``ran in 3.2 s``."""
         if self.status == "skipped":
+            older = made_with_other_package(self.unit)
+            if older:
+                return (
+                    f"complete (skipped), made with another i2r_utils (package {older}, now "
+                    f"{package_digest()}): rerun with --force for the package's changes"
+                )
             return "complete (skipped)"
         if self.status == "ran":
             return f"ran in {self.seconds:.1f} s"
@@ -209,6 +224,40 @@ def unit_key(unit: Unit) -> str:
         content["up"] = unit.upstream
     payload = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@functools.cache
+def package_digest() -> str:
+    """Return the SHA-256 (12 hex) of the ``i2r_utils`` source files in use.
+
+    Returns
+    -------
+    str
+        Digest over the relative path and bytes of every ``.py`` file of the package.
+    """
+    root = Path(i2r_utils.__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def made_with_other_package(unit: Unit) -> str | None:
+    """Return the package digest a complete unit was made with, if not the one in use.
+
+    Parameters
+    ----------
+    unit : Unit
+        The unit.
+
+    Returns
+    -------
+    str or None
+        The digest recorded in the unit's done marker when it differs from
+        :func:`package_digest`; None when they agree or the marker records none.
+    """
+    recorded = read_marker(unit.marker).get("package")
+    return recorded if recorded and recorded != package_digest() else None
 
 
 def is_complete(unit: Unit) -> bool:
@@ -291,6 +340,7 @@ def run_unit(unit: Unit, force: bool = False) -> UnitResult:
     run = uuid.uuid4().hex
     if not force and previous.get("key") == key and same_data(previous.get("outputs"), digests):
         run = previous["run"]  # rewrote missing outputs, same data: readers stay complete
-    marker = {"key": key, "run": run, "seconds": round(seconds, 2), "host": host}
+    marker = {"key": key, "run": run, "seconds": round(seconds, 2), "host": host,
+              "package": package_digest()}  # fmt: skip
     write_json({**marker, "outputs": digests}, unit.marker)  # atomically, after success only
     return UnitResult(unit, "ran", seconds, host=host)
