@@ -1,11 +1,12 @@
 """Threads of a notebook and the machine facts of a run."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
-from i2r_utils.runtime import LIBRARIES, pin_threads, runtime_info
+from i2r_utils.runtime import ISA_VARIABLES, LIBRARIES, pin_threads, runtime_info
 
 
 def in_fresh_process(code):
@@ -41,3 +42,21 @@ def test_runtime_info_names_threads_cpu_and_versions():
     assert info["platform"] and info["python"].startswith("3.")
     assert set(info["versions"]) == set(LIBRARIES) and info["versions"]["numpy"]
     assert all(n >= 1 for n in info["blas_threads"].values())
+
+
+def test_runtime_info_records_instruction_set_caps(monkeypatch):
+    for var in ISA_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    assert runtime_info()["isa_environment"] == {}
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    info = runtime_info()
+    caps = {"ATEN_CPU_CAPABILITY": "avx2", "OPENBLAS_CORETYPE": "Haswell"}
+    assert info["isa_environment"] == caps
+    assert all(isinstance(a, str) and a for a in info["blas_architecture"].values())
+    # in a fresh process the caps take effect: torch reports the capped instruction set
+    out = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+        capture_output=True, text=True, check=True, env=dict(os.environ),
+    ).stdout.split()  # fmt: skip
+    assert out[0] in ("AVX2", "DEFAULT")  # DEFAULT: a CPU without AVX2

@@ -13,10 +13,20 @@ import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-__all__ = ["LIBRARIES", "pin_threads", "runtime_info"]
+__all__ = ["ISA_VARIABLES", "LIBRARIES", "pin_threads", "runtime_info"]
 
 #: Libraries whose versions change numerical results.
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "torch")
+
+#: Environment variables that cap the instruction set of torch, oneDNN, MKL and OpenBLAS
+#: (e.g. to reproduce an AVX2 machine's numbers on an AVX-512 one).
+ISA_VARIABLES = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "OPENBLAS_CORETYPE",
+)
 
 
 def pin_threads(threads: int | None, default: int | None = None) -> int | None:
@@ -71,16 +81,23 @@ def runtime_info() -> dict:
     -------
     dict
         ``torch_threads`` (in this process), ``blas_threads`` (per BLAS/OpenMP library),
-        ``cpu_capability`` (torch's instruction set, e.g. ``AVX2``), ``cpu_count``,
+        ``cpu_capability`` (torch's instruction set, e.g. ``AVX2``), ``blas_architecture``
+        (the kernels each BLAS library chose, e.g. OpenBLAS' ``Haswell``),
+        ``isa_environment`` (those of :data:`ISA_VARIABLES` that are set), ``cpu_count``,
         ``platform``, ``machine``, ``python`` and ``versions`` of :data:`LIBRARIES`.
     """
     import torch
     from threadpoolctl import threadpool_info
 
+    pools = threadpool_info()
     return {
         "torch_threads": torch.get_num_threads(),
-        "blas_threads": {p["internal_api"]: p["num_threads"] for p in threadpool_info()},
+        "blas_threads": {p["internal_api"]: p["num_threads"] for p in pools},
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "blas_architecture": {
+            p["internal_api"]: p["architecture"] for p in pools if p.get("architecture")
+        },
+        "isa_environment": {k: os.environ[k] for k in ISA_VARIABLES if k in os.environ},
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "machine": platform.machine(),
