@@ -16,6 +16,7 @@ from i2r_utils.io import (
     read_image,
     read_mask,
     read_table,
+    save_torch,
     write_json,
     write_table,
 )  # fmt: skip
@@ -50,6 +51,17 @@ def test_tables_and_json_round_trip(tmp_path):
     assert '"x": 3' in (tmp_path / "j.json").read_text()
     with pytest.raises(InputError, match="not found"):
         read_table(tmp_path / "missing.parquet")
+
+
+def test_save_torch_gives_identical_files_for_identical_objects(tmp_path):
+    import torch
+
+    obj = {"w": torch.arange(6.0).reshape(2, 3), "name": "x"}
+    a, b = save_torch(obj, tmp_path / "a.pt"), save_torch(obj, tmp_path / "sub" / "b.pt")
+    assert file_digest(a) == file_digest(b)  # the file name does not enter the bytes
+    assert file_digest(save_torch(obj, a)) == file_digest(b)  # rewriting in place too
+    assert torch.equal(torch.load(b, weights_only=True)["w"], obj["w"])
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.pt", "b.pt", "sub"]
 
 
 def test_sha256(tmp_path):

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from .io import InputError, atomic_path, write_json
+from .io import InputError, save_torch, write_json
 from .progress import tqdm
 
 __all__ = [
@@ -509,11 +509,10 @@ def save_encoder(fold_dir: str | Path, model: nn.Module, params: EncoderParams, 
     """
     fold_dir = Path(fold_dir)
     ckpt_path = fold_dir / "encoder.pt"
-    with atomic_path(ckpt_path) as tmp:
-        torch.save(
-            {"state": model.state_dict(), "params": asdict(params), "classes": info["classes"]},
-            tmp,
-        )
+    save_torch(
+        {"state": model.state_dict(), "params": asdict(params), "classes": info["classes"]},
+        ckpt_path,
+    )
     record = {**info, "params": asdict(params), "checkpoint": ckpt_path.name}
     write_json(record, fold_dir / "encoder.json")
     return record

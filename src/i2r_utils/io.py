@@ -24,6 +24,7 @@ import tifffile
 __all__ = [
     "InputError",
     "atomic_path",
+    "save_torch",
     "write_json",
     "write_table",
     "read_table",
@@ -144,6 +145,36 @@ def write_json(obj: object, path: str | os.PathLike) -> Path:
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=_default) + "\n")
+    return Path(path)
+
+
+def save_torch(obj: object, path: str | os.PathLike) -> Path:
+    """Write ``obj`` with ``torch.save``, atomically, the bytes independent of the file name.
+
+    ``torch.save`` to a path names the records inside its zip archive after the file, so
+    the same weights saved through a temporary file would get another checksum each time;
+    written through a buffer, identical objects give identical files.
+
+    Parameters
+    ----------
+    obj : object
+        What to save (tensors, dicts of tensors and plain values).
+    path : path-like
+        Destination file.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+    """
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
     return Path(path)
 
 

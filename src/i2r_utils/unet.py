@@ -23,7 +23,7 @@ from skimage.segmentation import watershed
 from torch import nn
 
 from i2r_utils.classical import normalize_percentile, remove_small, validate_image
-from i2r_utils.io import InputError, atomic_path, file_digest
+from i2r_utils.io import InputError, file_digest, save_torch
 from i2r_utils.tta import apply_transform, invert_transform, resolve_tta
 
 __all__ = [
@@ -312,8 +312,7 @@ def save_unet(model: UNet, path: str | os.PathLike) -> str:
         "config": dict(model.config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
     return file_digest(path)
 
 
