@@ -120,8 +120,10 @@ save_figure(fig, Path(figures_dir) / "fig_segmentation_training")
 # which keeps two nuclei together wherever the network missed the thin boundary between
 # them; **distance** seeds are the maxima at least `h` px high of the (smoothed) distance
 # from the interior's edge, so two round interiors joined by a neck get one seed each. The
-# seeds are grown by watershed inside the foreground. Every combination of the grid is
-# scored on the validation fields (no TTA); the best mAP_DSB is kept with the model.
+# seeds are grown by watershed inside the foreground; objects smaller than `min_size` px
+# (15, 30 or 50: specks of background and fragments) are then removed. Every combination of
+# the grid is scored on the validation fields (no TTA); the best mAP_DSB is kept with the
+# model.
 
 # %%
 grid = pd.DataFrame(info["postprocess_validation"])

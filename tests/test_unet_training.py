@@ -137,11 +137,24 @@ def test_tune_postprocessing_picks_the_best_pair(tiny_unet):
         {"fg_threshold": 0.5, "seed_threshold": 0.5, "seeds": "distance", "h": 2.0},
     ]
     best, table = tune_postprocessing(model, images, masks, grid=grid)
-    assert len(table) == 3 and best in grid
+    assert len(table) == 3 and best["min_size"] == 15  # the default: one size
+    assert {k: v for k, v in best.items() if k != "min_size"} in grid
     assert all(0 <= r["ap50"] <= 1 and r["map_dsb"] <= r["ap50"] for r in table)
     assert max(r["map_dsb"] for r in table) == next(
         r["map_dsb"] for r in table if {k: r[k] for k in best} == best
     )
+
+
+def test_tune_postprocessing_tries_each_smallest_object_size(tiny_unet):
+    model, _, images = tiny_unet
+    masks = [synthetic_disks(shape=(64, 64), n=4, seed=s)[1] for s in range(3)]
+    grid = [{"fg_threshold": 0.5, "seed_threshold": 0.5}, {"fg_threshold": 0.5, "min_size": 5}]
+    best, table = tune_postprocessing(model, images, masks, grid=grid, min_sizes=[15, 400])
+    assert [r["min_size"] for r in table] == [15, 400, 5] and "min_size" in best
+    # a size above every disk (radius <= 10 px: < 400 px) leaves no object: nothing matches
+    assert table[1]["ap50"] == 0 and table[0]["ap50"] > 0
+    with pytest.raises(ValueError, match="min_sizes"):
+        tune_postprocessing(model, images, masks, grid=grid, min_sizes=[])
 
 
 def test_cosine_schedule_anneals_the_learning_rate():

@@ -32,7 +32,7 @@ import torch
 from skimage.transform import resize
 from torch import nn
 
-from i2r_utils.classical import normalize_percentile, validate_image
+from i2r_utils.classical import normalize_percentile, remove_small, validate_image
 from i2r_utils.io import InputError, file_digest, write_json
 from i2r_utils.metrics import average_precision_dsb, map_dsb
 from i2r_utils.segmentation_data import SPLIT_RULE, load_annotated_fields, split_table
@@ -77,6 +77,7 @@ TRAINING_DEFAULTS: dict = {
     "boundary_weight": 2.0,
     "boundary_width": 1,  # px of the boundary class inside each nucleus
     "scale_range": [0.8, 1.25],
+    "min_sizes": [15, 30, 50],  # smallest object kept (px) tried with each watershed setting
     "seed": 0,
 }
 # Watershed settings tried on the validation images: thresholds x seeding rule.
@@ -369,8 +370,9 @@ def train_unet(
 
 
 def tune_postprocessing(
-    model: UNet, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], grid=None
-) -> tuple[dict, list[dict]]:
+    model: UNet, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], grid=None,
+    min_sizes: Sequence[int] = (15,),
+) -> tuple[dict, list[dict]]:  # fmt: skip
     """Choose the watershed settings of :func:`probabilities_to_labels` on validation images.
 
     Parameters
@@ -382,6 +384,9 @@ def tune_postprocessing(
     grid : sequence of dict, optional
         Keyword arguments of :func:`probabilities_to_labels` to try; by default both seeding
         rules with thresholds around 0.5 (and h-maxima heights 2-4 px for ``"distance"``).
+    min_sizes : sequence of int, optional
+        Smallest object kept (``min_size``, px), each tried with every setting of ``grid``
+        (objects are cut once, at the smallest, then the small ones removed).
 
     Returns
     -------
@@ -390,16 +395,25 @@ def tune_postprocessing(
     table : list of dict
         Every setting with its mean mAP_DSB and mean AP at IoU 0.5.
     """
+    if not min_sizes or min(min_sizes) < 0:
+        raise ValueError(f"min_sizes must be one or more sizes >= 0, got {min_sizes}.")
     probs = [predict_unet(model, img) for img in images]
     table = []
     for params in grid or _POSTPROCESS_GRID:
-        aps = np.array(
-            [
-                average_precision_dsb(m, probabilities_to_labels(p, **params))
-                for p, m in zip(probs, masks, strict=True)
-            ]
-        )
-        table.append({**params, "map_dsb": float(aps.mean()), "ap50": float(aps[:, 0].mean())})
+        params = dict(params)  # a grid entry with its own min_size keeps it
+        sizes = [params.pop("min_size")] if "min_size" in params else sorted(set(min_sizes))
+        cut = [probabilities_to_labels(p, **params, min_size=sizes[0]) for p in probs]
+        for size in sizes:
+            aps = np.array(
+                [
+                    average_precision_dsb(m, remove_small(c, size))
+                    for c, m in zip(cut, masks, strict=True)
+                ]
+            )
+            table.append(
+                {**params, "min_size": int(size), "map_dsb": float(aps.mean()),
+                 "ap50": float(aps[:, 0].mean())}
+            )  # fmt: skip
     best = max(table, key=lambda row: row["map_dsb"])
     return {k: v for k, v in best.items() if k not in ("map_dsb", "ap50")}, table
 
@@ -543,7 +557,9 @@ def _train_and_save(
         patience=s["patience"], scale_range=s["scale_range"], lr_schedule=s["lr_schedule"],
         boundary_width=s["boundary_width"], val_seeds=s["val_seeds"],
     )  # fmt: skip
-    postprocess, table = tune_postprocessing(model, val["images"], val["masks"])
+    postprocess, table = tune_postprocessing(
+        model, val["images"], val["masks"], min_sizes=s["min_sizes"]
+    )
     model.config["postprocess"] = postprocess
     seconds = time.perf_counter() - start
     sha = save_unet(model, model_path)
