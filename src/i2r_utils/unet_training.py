@@ -404,12 +404,8 @@ def tune_postprocessing(
         sizes = [params.pop("min_size")] if "min_size" in params else sorted(set(min_sizes))
         cut = [probabilities_to_labels(p, **params, min_size=sizes[0]) for p in probs]
         for size in sizes:
-            aps = np.array(
-                [
-                    average_precision_dsb(m, remove_small(c, size))
-                    for c, m in zip(cut, masks, strict=True)
-                ]
-            )
+            kept = cut if size == sizes[0] else [remove_small(c, size) for c in cut]
+            aps = np.array([average_precision_dsb(m, c) for c, m in zip(kept, masks, strict=True)])
             table.append(
                 {**params, "min_size": int(size), "map_dsb": float(aps.mean()),
                  "ap50": float(aps[:, 0].mean())}
